@@ -1,0 +1,40 @@
+# ranksearch — the two commands a newcomer needs are `make run` and `make test`.
+PY      ?= python3.11
+VENV    := .venv
+BIN     := $(VENV)/bin
+STAMP   := $(VENV)/.installed
+DATA    ?= ./data
+LISTEN  ?= 127.0.0.1:50051
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run test test-all bench proto clean bundle
+
+install: $(STAMP)
+
+# torch is installed first, pinned to the CPU wheel, so that nothing later can pull
+# a CUDA build; pyproject.toml pins the same version.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet torch==2.13.0
+	$(BIN)/python -m pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+run: install
+	$(BIN)/ranksearch serve --data-dir $(DATA) --listen $(LISTEN)
+
+test: install
+	$(BIN)/python -m pytest -q -m "not slow"
+
+test-all: install
+	$(BIN)/python -m pytest -q
+
+bench: install
+	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done
+
+proto: install
+	$(BIN)/python -m ranksearch.proto.generate
+
+clean:
+	rm -rf $(VENV) build *.egg-info

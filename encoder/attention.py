@@ -1,0 +1,99 @@
+"""Multi-head attention whose query/key width per head (the *rank*) is its own setting.
+
+Axes: b batch, tq query tokens, tk key tokens, h heads, r rank (query/key width per
+head), e value width per head, d model width.
+
+Head h scores a query token x against a key token y with the bilinear form
+``(W_Q,h x)·(W_K,h y) / sqrt(r)`` whose matrix ``W_Q,hᵀ W_K,h`` has rank at most r.
+Amsel, Yehudai & Bruna (arXiv 2407.16153) show that this rank, not the number of
+heads, limits what one layer can compute (e.g. nearest neighbour); see PAPER.md.
+Heads, rank and value width are therefore independent here, unlike the usual
+``r = e = d / h``.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ranksearch.errors import ConfigError
+
+
+class RankedAttention(nn.Module):
+    """Self- or cross-attention with ``heads`` heads of query/key width ``rank`` and
+    value width ``value_dim``.
+
+    ``forward`` is the fused path (``scaled_dot_product_attention``); ``reference`` is
+    the same computation spelled out with an explicit softmax, kept for tests;
+    ``scores`` returns the scaled logits (hard attention = ``scores(...).argmax(-1)``).
+    """
+
+    def __init__(self, d_model: int, heads: int, rank: int, value_dim: int,
+                 dropout: float = 0.0, bias: bool = True):
+        super().__init__()
+        for name, value in (("d_model", d_model), ("heads", heads), ("rank", rank),
+                            ("value_dim", value_dim)):
+            if value < 1:
+                raise ConfigError(name, f"must be >= 1, got {value}")
+        self.heads, self.rank, self.value_dim = heads, rank, value_dim
+        self.scale = 1.0 / math.sqrt(rank)
+        self.dropout = dropout
+        self.q_proj = nn.Linear(d_model, heads * rank, bias=bias)
+        self.k_proj = nn.Linear(d_model, heads * rank, bias=bias)
+        self.v_proj = nn.Linear(d_model, heads * value_dim, bias=bias)
+        self.out_proj = nn.Linear(heads * value_dim, d_model, bias=bias)
+
+    def _split(self, t: torch.Tensor, width: int) -> torch.Tensor:
+        b, n, _ = t.shape
+        return t.view(b, n, self.heads, width).transpose(1, 2)  # (b, h, n, width)
+
+    def _qkv(self, x, context):
+        context = x if context is None else context
+        q = self._split(self.q_proj(x), self.rank)         # (b, h, tq, r)
+        k = self._split(self.k_proj(context), self.rank)   # (b, h, tk, r)
+        v = self._split(self.v_proj(context), self.value_dim)  # (b, h, tk, e)
+        return q, k, v
+
+    def _merge(self, o: torch.Tensor) -> torch.Tensor:
+        b, _, tq, _ = o.shape
+        o = o.transpose(1, 2).reshape(b, tq, self.heads * self.value_dim)  # (b, tq, h*e)
+        return self.out_proj(o)  # (b, tq, d)
+
+    @staticmethod
+    def _key_mask(mask: torch.Tensor | None) -> torch.Tensor | None:
+        # (b, tk) bool, True = real token -> (b, 1, 1, tk), broadcast over heads and queries
+        return None if mask is None else mask[:, None, None, :].to(torch.bool)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                context: torch.Tensor | None = None) -> torch.Tensor:
+        """x (b, tq, d); context (b, tk, d) or None (= self-attention);
+        mask (b, tk) bool, True = real key token. Returns (b, tq, d)."""
+        q, k, v = self._qkv(x, context)
+        o = F.scaled_dot_product_attention(
+            q, k, v, attn_mask=self._key_mask(mask),
+            dropout_p=self.dropout if self.training else 0.0,
+            scale=self.scale)  # (b, h, tq, e)
+        return self._merge(o)
+
+    def _logits(self, q, k, mask):
+        s = (q @ k.transpose(-2, -1)) * self.scale  # (b, h, tq, tk)
+        key_mask = self._key_mask(mask)
+        if key_mask is not None:
+            s = s.masked_fill(~key_mask, float("-inf"))
+        return s
+
+    def scores(self, x: torch.Tensor, context: torch.Tensor | None = None,
+               mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Scaled attention logits (b, h, tq, tk); padded keys (mask False) get -inf."""
+        q, k, _ = self._qkv(x, context)
+        return self._logits(q, k, mask)
+
+    def reference(self, x: torch.Tensor, mask: torch.Tensor | None = None,
+                  context: torch.Tensor | None = None) -> torch.Tensor:
+        """The slow, obvious path: explicit softmax over keys. Same result as forward."""
+        q, k, v = self._qkv(x, context)
+        p = torch.softmax(self._logits(q, k, mask), dim=-1)  # (b, h, tq, tk)
+        p = F.dropout(p, self.dropout, self.training)
+        return self._merge(p @ v)  # (b, h, tq, e) -> (b, tq, d)

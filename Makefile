@@ -8,7 +8,7 @@ LISTEN  ?= 127.0.0.1:50051
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run test test-all bench proto clean bundle
+.PHONY: install run test test-all test-deps bench proto clean bundle
 
 install: $(STAMP)
 
@@ -24,11 +24,17 @@ $(STAMP): pyproject.toml
 run: install
 	$(BIN)/ranksearch serve --data-dir $(DATA) --listen $(LISTEN)
 
-test: install
+test: install test-deps
 	$(BIN)/python -m pytest -q -m "not slow"
 
-test-all: install
+test-all: install test-deps
 	$(BIN)/python -m pytest -q
+
+# The report-rendering test drives a real headless Chromium (Debian's package).
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
+	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (the report test needs it)"; exit 1; fi; }
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -1,0 +1,89 @@
+"""The one encode path: service, evaluation harness and CLI all encode through here.
+
+``load_encoder(folder)`` loads a model folder offline (never running code from it) and
+returns an ``Embedder`` whose ``encode`` gives float32, L2-normalised rows.
+"""
+from __future__ import annotations
+
+import os
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from ranksearch.errors import InvalidArgument  # noqa: E402
+
+from .config import EncoderConfig  # noqa: E402
+from .cost import cost_report, size_on_disk  # noqa: E402
+from .st_module import RankedEncoderModule, load_sentence_transformer  # noqa: E402
+
+DESCRIBE_SEQ_LEN = 128  # sequence length at which describe() states FLOPs per token
+
+
+class Embedder:
+    """Wraps a loaded SentenceTransformer; safe to call from several threads (calls are
+    serialised by a lock: one forward pass at a time already uses every core)."""
+
+    def __init__(self, model, source: str):
+        self.model = model.eval()
+        self.source = source
+        self.dim = int(model.get_embedding_dimension())
+        self._lock = threading.Lock()
+
+    def encode(self, texts: Sequence[str], batch_size: int = 64,
+               show_progress: bool = False) -> np.ndarray:
+        """(n, dim) float32, each row of unit L2 norm."""
+        if isinstance(texts, str):
+            raise InvalidArgument("texts", "must be a sequence of strings, not one string")
+        texts = list(texts)
+        for i, text in enumerate(texts):
+            if not isinstance(text, str):
+                raise InvalidArgument(f"texts[{i}]", f"must be a string, got {type(text).__name__}")
+        if batch_size < 1:
+            raise InvalidArgument("batch_size", f"must be >= 1, got {batch_size}")
+        if not texts:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        with self._lock, torch.inference_mode():
+            vectors = self.model.encode(texts, batch_size=batch_size,
+                                        show_progress_bar=show_progress,
+                                        convert_to_numpy=True, normalize_embeddings=True)
+        return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def encoder_config(self) -> EncoderConfig | None:
+        """The ranked-encoder config, or the equivalent of a plain BERT folder's."""
+        first = self.model[0]
+        if isinstance(first, RankedEncoderModule):
+            return first.encoder_config
+        hf_config = getattr(getattr(first, "auto_model", None), "config", None)
+        if getattr(hf_config, "model_type", None) == "bert":
+            from .convert import config_from_bert
+            return config_from_bert(hf_config)
+        return None
+
+    def describe(self) -> dict:
+        info = {
+            "source": self.source,
+            "dim": self.dim,
+            "parameters": sum(p.numel() for p in self.model.parameters()),
+            "size_bytes": size_on_disk(self.source),
+            "max_seq_length": self.model.max_seq_length,
+        }
+        c = self.encoder_config()
+        if c is not None:
+            cost = cost_report(c, DESCRIBE_SEQ_LEN)
+            info.update(layers=c.layers, heads=c.heads, rank=c.ranks, value_dim=c.value_dim,
+                        d_model=c.d_model, flops_per_token=cost["flops_per_token"]["total"],
+                        flops_seq_len=DESCRIBE_SEQ_LEN)
+        return info
+
+
+def load_encoder(folder: str | Path, device: str = "cpu") -> Embedder:
+    """Load a model folder (ranked encoder, or any sentence-transformers folder built
+    from sentence-transformers' own modules) fully offline."""
+    folder = Path(folder).resolve()
+    return Embedder(load_sentence_transformer(folder, device=device), str(folder))

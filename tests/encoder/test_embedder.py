@@ -1,0 +1,85 @@
+import threading
+
+import numpy as np
+import pytest
+
+from ranksearch.encoder.config import EncoderConfig
+from ranksearch.encoder.convert import convert_model
+from ranksearch.encoder.cost import flops_per_token
+from ranksearch.encoder.embedder import load_encoder
+from ranksearch.encoder.st_module import load_sentence_transformer, new_sentence_transformer
+from ranksearch.errors import InvalidArgument, NotFound
+
+
+@pytest.fixture(scope="module")
+def converted(bert_st_folder, tmp_path_factory):
+    return convert_model(bert_st_folder, [2, 8], tmp_path_factory.mktemp("emb") / "m")
+
+
+def test_encode_is_float32_unit_rows(converted, sentences):
+    emb = load_encoder(converted)
+    vecs = emb.encode(sentences, batch_size=4)
+    assert vecs.shape == (len(sentences), emb.dim) and vecs.dtype == np.float32
+    np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
+    assert emb.encode([]).shape == (0, emb.dim)
+    # batching does not change a text's vector
+    np.testing.assert_allclose(emb.encode(sentences[:1]), vecs[:1], atol=1e-5)
+
+
+def test_reload_offline_encodes_identically(tmp_path, sentences, monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("TRANSFORMERS_OFFLINE", "1")
+    from transformers import BertTokenizerFast
+    from conftest import make_bert_st_folder
+    tok_dir = make_bert_st_folder(tmp_path / "src") .parent / "hf"
+    tokenizer = BertTokenizerFast.from_pretrained(str(tok_dir), local_files_only=True)
+    cfg = EncoderConfig.preset("tiny", vocab_size=len(tokenizer), rank=[3, 5], max_len=64)
+    model = new_sentence_transformer(cfg, tokenizer, max_seq_length=32)
+    before = model.encode(sentences, convert_to_numpy=True, normalize_embeddings=True)
+    model.save(str(tmp_path / "saved"))
+    emb = load_encoder(tmp_path / "saved")
+    np.testing.assert_array_equal(emb.encode(sentences), before.astype(np.float32))
+    assert emb.model.max_seq_length == 32
+    from transformers import AutoTokenizer
+    assert AutoTokenizer.from_pretrained(str(tmp_path / "saved"), local_files_only=True)
+
+
+def test_describe(converted):
+    info = load_encoder(converted).describe()
+    cfg = load_sentence_transformer(converted)[0].encoder_config
+    assert info["rank"] == [2, 8] and info["heads"] == 4 and info["layers"] == 2
+    assert info["value_dim"] == 8 and info["d_model"] == 32 and info["dim"] == 32
+    assert info["flops_per_token"] == flops_per_token(cfg, info["flops_seq_len"])["total"]
+    assert info["size_bytes"] > 4 * info["parameters"] and info["source"] == str(converted.resolve())
+
+
+def test_describe_plain_bert_folder(bert_st_folder):
+    info = load_encoder(bert_st_folder).describe()
+    assert info["rank"] == [8, 8] and info["heads"] == 4
+
+
+def test_concurrent_encodes_agree(converted, sentences):
+    emb = load_encoder(converted)
+    want = emb.encode(sentences)
+    results = [None] * 4
+
+    def work(i):
+        results[i] = emb.encode(sentences)
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for r in results:
+        np.testing.assert_array_equal(r, want)
+
+
+def test_bad_input_names_the_field(converted, tmp_path):
+    emb = load_encoder(converted)
+    with pytest.raises(InvalidArgument, match=r"^texts\[1\]: must be a string"):
+        emb.encode(["ok", 3])
+    with pytest.raises(InvalidArgument, match="^texts: "):
+        emb.encode("one string")
+    with pytest.raises(NotFound, match="^model: "):
+        load_encoder(tmp_path)

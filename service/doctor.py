@@ -1,0 +1,374 @@
+"""`ranksearch doctor`: a self-check an operator runs before (or instead of) starting
+the server, and `ranksearch doctor --probe HOST:PORT`, a health probe for container
+health checks and load balancers.
+
+Each check answers one question and says what to do when the answer is no:
+
+    config      the YAML loads, no unknown keys, the listener is allowed (TLS/tokens)
+    data_dir    exists (or can be created) and is writable; free disk space
+    data_format the store's schema is one this build can open (older = migrated)
+    offline     HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set; no hub endpoint configured
+    model       each configured model folder loads offline and encodes a sentence
+    index       the FAISS indexes agree with the SQLite store (Indexer.verify); only
+                when the server is not running, since opening the store recovers it
+    ports       the gRPC and metrics ports are free
+    network     no network connection was attempted while the checks ran
+
+A process-wide audit hook (PEP 578) records every socket connect and name lookup
+made while the checks run, so "no network access attempted" is observed, not
+assumed.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import ipaddress
+import os
+import shutil
+import socket
+import sys
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+OK, WARN, FAIL, SKIP = "ok", "warn", "fail", "skip"
+#: environment variables that point the Hugging Face libraries at a hub
+HUB_ENV = ("HF_ENDPOINT", "HF_HUB_ENDPOINT", "HUGGINGFACE_CO_RESOLVE_ENDPOINT")
+MIN_FREE_BYTES = 1 << 30
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    status: str  # ok | warn | fail | skip
+    detail: str
+
+    @property
+    def failed(self) -> bool:
+        return self.status == FAIL
+
+
+# ------------------------------------------------------------- network recorder
+
+class _NetworkRecorder:
+    """Records non-local socket connects and name lookups while `recording()` is
+    active. Audit hooks cannot be removed, so one hook is installed per process and
+    switched on and off."""
+
+    def __init__(self) -> None:
+        self._installed = False
+        self._depth = 0
+        self._lock = threading.Lock()
+        self.attempts: list[str] = []
+
+    def _hook(self, event: str, args: tuple) -> None:
+        if not self._depth:
+            return
+        if event == "socket.connect":
+            address = args[1]
+            if isinstance(address, tuple) and not _is_local(str(address[0])):
+                self.attempts.append(f"connect {address[0]}:{address[1]}")
+        elif event == "socket.getaddrinfo":
+            host = args[0]
+            if host is not None and not _is_local(host.decode() if isinstance(host, bytes) else str(host)):
+                self.attempts.append(f"resolve {host}")
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[list[str]]:
+        with self._lock:
+            if not self._installed:
+                sys.addaudithook(self._hook)
+                self._installed = True
+            self._depth += 1
+            start = len(self.attempts)
+        try:
+            found: list[str] = []
+            yield found
+        finally:
+            with self._lock:
+                self._depth -= 1
+                found.extend(self.attempts[start:])
+
+
+network_recorder = _NetworkRecorder()
+
+
+def _is_local(host: str) -> bool:
+    if host in ("", "localhost") or host.startswith("/"):
+        return True
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return ip.is_loopback or ip.is_unspecified
+
+
+# ------------------------------------------------------------------- checks
+
+def check_config(config_path: str | None, data_dir: str | None):
+    """(Check, config or None)."""
+    from ranksearch.errors import ConfigError
+    from ranksearch.service.config import load_config
+
+    where = config_path or "built-in defaults"
+    try:
+        config = load_config(config_path, overrides={"data_dir": data_dir})
+        warnings = config.check_security()
+    except ConfigError as exc:
+        return Check("config", FAIL, f"{where}: {exc}"), None
+    if warnings:
+        return Check("config", WARN, f"{where}: " + "; ".join(warnings)), config
+    return Check("config", OK, f"{where}: valid, listen {config.listen}"), config
+
+
+def check_data_dir(data_dir: Path) -> Check:
+    probe_root = data_dir
+    while not probe_root.exists():  # the server creates it: check the nearest parent
+        probe_root = probe_root.parent
+    if not probe_root.is_dir():
+        return Check("data_dir", FAIL, f"{probe_root} is not a directory")
+    try:
+        with tempfile.NamedTemporaryFile(dir=probe_root, prefix=".doctor-") as fh:
+            fh.write(b"ranksearch doctor\n")
+            fh.flush()
+            os.fsync(fh.fileno())
+    except OSError as exc:
+        return Check("data_dir", FAIL, f"{probe_root} is not writable by uid {os.getuid()}: "
+                     f"{exc.strerror}")
+    free = shutil.disk_usage(probe_root).free
+    state = "exists" if data_dir.exists() else f"will be created (parent {probe_root} writable)"
+    detail = f"{data_dir} {state}; {free / 2**30:.1f} GiB free"
+    if free < MIN_FREE_BYTES:
+        return Check("data_dir", WARN, detail + " (less than 1 GiB)")
+    return Check("data_dir", OK, detail)
+
+
+def check_data_format(data_dir: Path) -> Check:
+    from ranksearch.service.version import data_dir_version, data_format_version
+
+    supported = data_format_version()
+    found = data_dir_version(data_dir) if data_dir.exists() else None
+    if found is None:
+        return Check("data_format", OK, f"no store yet; this build writes version {supported}")
+    if found > supported:
+        return Check("data_format", FAIL, f"store has schema version {found}, newer than this "
+                     f"build supports ({supported}): install the release that wrote it")
+    if found < supported:
+        return Check("data_format", WARN, f"store has schema version {found}; the next start "
+                     f"migrates it to {supported} (back up first: RUNBOOK.md, 'Upgrade')")
+    return Check("data_format", OK, f"schema version {found} (current)")
+
+
+def check_offline(environ: dict[str, str] | None = None) -> Check:
+    environ = os.environ if environ is None else environ
+    problems = [f"{k} is {environ.get(k)!r}, expected '1'"
+                for k in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE") if environ.get(k) != "1"]
+    problems += [f"{k} is set ({environ[k]}): a hub endpoint must not be configured"
+                 for k in HUB_ENV if environ.get(k)]
+    if problems:
+        return Check("offline", FAIL, "; ".join(problems))
+    return Check("offline", OK, "HF_HUB_OFFLINE=1, TRANSFORMERS_OFFLINE=1, no hub endpoint")
+
+
+def model_folders(config, data_dir: Path, model: str | None) -> dict[str, Path]:
+    """label -> folder of every model the config serves (or just `model`)."""
+    if model:
+        return {"--model": Path(model)}
+    models_root = data_dir / "models"
+
+    def resolve(name: str) -> Path:
+        p = Path(name)
+        return p if p.is_absolute() else models_root / name
+
+    out = {"default_model": resolve(config.default_model)}
+    seen = set(out.values())
+    for coll in config.collections:
+        for var in coll.variants:
+            folder = resolve(var.model) if var.model else out["default_model"]
+            if folder not in seen:  # each folder is loaded once
+                seen.add(folder)
+                out[f"collections.{coll.name}.variants.{var.name}.model"] = folder
+    return out
+
+
+def check_model(label: str, folder: Path, default: bool) -> Check:
+    if not folder.is_dir():
+        if default:
+            return Check(f"model {label}", SKIP, f"{folder} not built yet; the first start "
+                         "converts the default model from the installed weights")
+        return Check(f"model {label}", FAIL, f"{folder} does not exist")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    import numpy as np
+
+    from ranksearch.encoder.embedder import load_encoder
+
+    try:
+        embedder = load_encoder(folder)
+        vec = embedder.encode(["ranksearch doctor self-check"])  # (1, dim)
+    except Exception as exc:  # any failure to load is the finding itself
+        return Check(f"model {label}", FAIL, f"{folder} does not load offline: "
+                     f"{type(exc).__name__}: {exc}")
+    norm = float(np.linalg.norm(vec[0]))
+    if vec.shape != (1, embedder.dim) or abs(norm - 1.0) > 1e-3:
+        return Check(f"model {label}", FAIL, f"{folder} encodes to shape {vec.shape}, norm "
+                     f"{norm:.4f} (expected (1, {embedder.dim}), norm 1)")
+    return Check(f"model {label}", OK, f"{folder} loads offline, dim {embedder.dim}")
+
+
+def port_free(host: str, port: int) -> str | None:
+    """None if (host, port) can be bound now, else the reason."""
+    if port == 0:
+        return None
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        try:
+            s.bind((host, port))
+        except OSError as exc:
+            return exc.strerror or str(exc)
+    return None
+
+
+def check_ports(config) -> tuple[Check, bool]:
+    """(Check, whether the gRPC port is in use)."""
+    from ranksearch.service.config import parse_listen
+
+    host, port = parse_listen(config.listen)
+    wanted = [("grpc", host, port)]
+    if config.metrics.port is not None:
+        wanted.append(("metrics", config.metrics.host, config.metrics.port))
+    busy = []
+    grpc_busy = False
+    for label, h, p in wanted:
+        reason = port_free(h, p)
+        if reason:
+            busy.append(f"{label} {h}:{p}: {reason}")
+            grpc_busy = grpc_busy or label == "grpc"
+    if busy:
+        return Check("ports", FAIL, "; ".join(busy) + " (is ranksearch already running?)"), grpc_busy
+    return Check("ports", OK, ", ".join(f"{label} {h}:{p}" for label, h, p in wanted) + " free"), False
+
+
+def check_index(data_dir: Path, server_running: bool) -> Check:
+    from ranksearch.indexer.store import DB_NAME
+
+    if not (data_dir / DB_NAME).exists():
+        return Check("index", SKIP, "no store yet")
+    if server_running:
+        return Check("index", SKIP, "the server is running (its port is in use); stop it "
+                     "and re-run doctor to verify the indexes against the store")
+    from ranksearch.indexer import Indexer
+
+    indexer = Indexer(data_dir)
+    try:
+        indexer.open()
+        report = indexer.verify()
+    finally:
+        indexer.close()
+    problems = _verify_problems(report)
+    if problems:
+        return Check("index", FAIL, "; ".join(problems) + " (fix: `ranksearch rebuild`)")
+    return Check("index", OK, f"indexes consistent with the store: {_short(report)}")
+
+
+def _verify_problems(report) -> list[str]:
+    """Problems listed by Indexer.verify's report (a dict; see the indexer docs)."""
+    if isinstance(report, dict):
+        if report.get("ok") is False:
+            return [str(p) for p in report.get("problems", [])] or ["verify reported ok=false"]
+        return [str(p) for p in report.get("problems", [])]
+    return []
+
+
+def _short(report) -> str:
+    text = str({k: v for k, v in report.items() if k != "problems"}) if isinstance(report, dict) else str(report)
+    return text if len(text) < 200 else text[:197] + "..."
+
+
+def run_doctor(config_path: str | None = None, data_dir: str | Path | None = None,
+               model: str | None = None, load_models: bool = True) -> list[Check]:
+    """Run every check; never raises for a finding (each finding is a Check)."""
+    with network_recorder.recording() as attempts:
+        checks: list[Check] = []
+        cfg_check, config = check_config(config_path, str(data_dir) if data_dir else None)
+        checks.append(cfg_check)
+        if config is None:
+            if data_dir is None:
+                return checks
+            from ranksearch.service.config import ServiceConfig
+
+            config = ServiceConfig(data_dir=str(data_dir))
+        ddir = Path(config.data_dir)
+        checks.append(check_data_dir(ddir))
+        checks.append(check_data_format(ddir))
+        checks.append(check_offline())
+        ports, running = check_ports(config)
+        checks.append(ports)
+        if load_models:
+            for label, folder in model_folders(config, ddir, model).items():
+                checks.append(check_model(label, folder, default=(label == "default_model")))
+        checks.append(check_index(ddir, running))
+    if attempts:
+        checks.append(Check("network", FAIL, "network access attempted: " + ", ".join(attempts[:5])))
+    else:
+        checks.append(Check("network", OK, "no connection or name lookup outside this host"))
+    return checks
+
+
+# -------------------------------------------------------------------- probe
+
+def probe_health(target: str, timeout_s: float = 5.0, ca_file: str | None = None,
+                 service: str = "") -> Check:
+    """Ask the grpc.health.v1 service at `target`; OK only when it answers SERVING."""
+    import grpc
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    if ca_file:
+        creds = grpc.ssl_channel_credentials(Path(ca_file).read_bytes())
+        channel = grpc.secure_channel(target, creds)
+    else:
+        channel = grpc.insecure_channel(target)
+    try:
+        reply = health_pb2_grpc.HealthStub(channel).Check(
+            health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
+    except grpc.RpcError as exc:
+        return Check("health", FAIL, f"{target}: {exc.code().name}: {exc.details()}")
+    finally:
+        channel.close()
+    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return Check("health", OK if status == "SERVING" else FAIL, f"{target}: {status}")
+
+
+# ---------------------------------------------------------------------- CLI
+
+def format_checks(checks: list[Check]) -> str:
+    return "\n".join(f"[{c.status:>4}] {c.name}: {c.detail}" for c in checks)
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("doctor", help="self-check: config, data dir, model, index, ports, offline",
+                              description=__doc__.split("\n\n")[0])
+    p.add_argument("--config", help="config file (default: built-in defaults)")
+    p.add_argument("--data-dir", help="data dir (overrides the config's data_dir)")
+    p.add_argument("--model", help="check this model folder instead of the configured ones")
+    p.add_argument("--no-model", action="store_true", help="skip loading models (faster)")
+    p.add_argument("--probe", metavar="HOST:PORT",
+                   help="only ask the running server's health service (exit 0 = SERVING)")
+    p.add_argument("--ca", help="with --probe: CA certificate for a TLS listener")
+    p.add_argument("--timeout", type=float, default=5.0, help="with --probe: seconds (default 5)")
+    p.set_defaults(func=doctor_command)
+    return p
+
+
+def doctor_command(args) -> int:
+    if args.probe:
+        check = probe_health(args.probe, args.timeout, args.ca)
+        print(format_checks([check]))
+        return 1 if check.failed else 0
+    checks = run_doctor(args.config, args.data_dir, args.model, load_models=not args.no_model)
+    print(format_checks(checks))
+    failed = [c.name for c in checks if c.failed]
+    print(f"doctor: {len(failed)} failed" + (f" ({', '.join(failed)})" if failed else ", all good"))
+    return 1 if failed else 0

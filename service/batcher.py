@@ -1,0 +1,131 @@
+"""Dynamic micro-batching of encode requests on one worker thread per encoder.
+
+Callers (gRPC handler threads) submit lists of texts and wait on a future; the worker
+takes the first waiting job, then keeps collecting jobs until ``max_batch_texts``
+texts are gathered or ``max_wait_ms`` has passed since that first job, encodes them
+all in one forward pass and hands each caller its rows. With batching disabled each
+job is encoded on its own (still on the worker thread, never on a gRPC thread).
+
+Jobs whose caller has gone away (deadline passed, client cancelled) are dropped
+before encoding: ``alive()`` is checked when the job is taken from the queue.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+import time
+from concurrent.futures import Future
+from dataclasses import dataclass, field
+from typing import Callable, Sequence
+
+import numpy as np
+
+from ranksearch.service.errors import DeadlineExceeded
+
+EncodeFn = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) float32
+
+
+@dataclass
+class _Job:
+    texts: list[str]
+    alive: Callable[[], bool]
+    future: Future = field(default_factory=Future)
+
+
+class MicroBatcher:
+    """One worker thread that encodes queued jobs, several jobs per forward pass."""
+
+    def __init__(self, encode: EncodeFn, *, enabled: bool = True, max_wait_ms: float = 2.0,
+                 max_batch_texts: int = 64, name: str = "encoder",
+                 on_batch: Callable[[int, int], None] | None = None):
+        self._encode = encode
+        self.enabled = enabled
+        self.max_wait_s = max_wait_ms / 1000.0
+        self.max_batch_texts = max_batch_texts
+        self._on_batch = on_batch  # (jobs, texts) per forward pass, for metrics
+        self._queue: queue.Queue[_Job | None] = queue.Queue()
+        self._carry: _Job | None = None  # a job that did not fit the previous batch
+        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
+        self._thread.start()
+
+    @property
+    def depth(self) -> int:
+        """Jobs waiting (queue depth gauge)."""
+        return self._queue.qsize() + (self._carry is not None)
+
+    def submit(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True) -> Future:
+        job = _Job(list(texts), alive)
+        self._queue.put(job)
+        return job.future
+
+    def encode(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
+               timeout: float | None = None) -> np.ndarray:
+        """Submit and wait: (n, dim). Raises DeadlineExceeded if the caller gave up."""
+        if not texts:
+            raise ValueError("encode() needs at least one text")
+        future = self.submit(texts, alive)
+        try:
+            return future.result(timeout=timeout)
+        except TimeoutError:
+            future.cancel()
+            raise DeadlineExceeded("", "deadline passed while waiting for the encoder") from None
+
+    def close(self) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout=10)
+
+    # ----------------------------------------------------------------- worker
+
+    def _next_batch(self) -> list[_Job] | None:
+        first = self._carry or self._queue.get()
+        self._carry = None
+        if first is None:
+            return None
+        batch, n = [first], len(first.texts)
+        if not self.enabled:
+            return batch
+        until = time.monotonic() + self.max_wait_s
+        while n < self.max_batch_texts:
+            remaining = until - time.monotonic()
+            try:
+                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if job is None:
+                self._queue.put(None)  # deliver the shutdown after this batch
+                break
+            if n + len(job.texts) > self.max_batch_texts:
+                self._carry = job
+                break
+            batch.append(job)
+            n += len(job.texts)
+        return batch
+
+    def _run(self) -> None:
+        while True:
+            batch = self._next_batch()
+            if batch is None:
+                return
+            live = []
+            for job in batch:
+                if not job.future.set_running_or_notify_cancel():
+                    continue
+                if not job.alive():
+                    job.future.set_exception(DeadlineExceeded("", "client gave up before encoding"))
+                    continue
+                live.append(job)
+            if not live:
+                continue
+            texts = [t for job in live for t in job.texts]
+            try:
+                vectors = self._encode(texts)  # (n, dim)
+            except BaseException as exc:  # hand the failure to every caller of this batch
+                for job in live:
+                    job.future.set_exception(exc)
+                continue
+            if self._on_batch:
+                self._on_batch(len(live), len(texts))
+            start = 0
+            for job in live:
+                job.future.set_result(vectors[start:start + len(job.texts)])
+                start += len(job.texts)

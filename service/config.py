@@ -1,0 +1,382 @@
+"""Typed service configuration, loaded from YAML.
+
+Every section is a dataclass; unknown keys are rejected with the dotted key named
+(``ConfigError("limits.max_kk", "unknown key ...")``). Each field documents itself in
+``field(metadata={"doc": ...})`` so that a configuration reference can be generated
+from the classes (see :func:`describe`). Command-line flags override the file;
+secrets may come from the environment (``RANKSEARCH_TOKEN_<NAME>``, see
+:func:`apply_env`).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import ipaddress
+import os
+import re
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ranksearch.errors import ConfigError
+
+ROLES = ("read", "write", "admin")
+_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
+
+
+def _f(default: Any = dataclasses.MISSING, doc: str = "", factory: Any = dataclasses.MISSING):
+    """A dataclass field with its documentation in metadata['doc']."""
+    if factory is not dataclasses.MISSING:
+        return field(default_factory=factory, metadata={"doc": doc})
+    return field(default=default, metadata={"doc": doc})
+
+
+@dataclass
+class IndexSection:
+    """Index configuration of a variant."""
+
+    kind: str = _f("flat", "'flat' (exact), 'hnsw', 'ivf' or a FAISS factory string")
+    params: dict[str, int] = _f(doc="build/search knobs: M, efConstruction, efSearch, nlist, nprobe",
+                                factory=dict)
+
+
+@dataclass
+class VariantSection:
+    """One variant of a configured collection."""
+
+    name: str = _f("default", "variant name, unique within the collection")
+    model: str = _f("", "model folder under <data_dir>/models or absolute path; '' = default_model")
+    index: IndexSection = _f(doc="index configuration", factory=IndexSection)
+    weight: float = _f(0.0, "A/B traffic share for searches that name no variant; all 0 = default only")
+
+    def __post_init__(self):
+        if not _NAME.match(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid variant name")
+        if self.weight < 0:
+            raise ConfigError("weight", f"must be >= 0, got {self.weight}")
+
+
+@dataclass
+class CollectionSection:
+    """A collection the server creates at start if it does not exist."""
+
+    name: str = _f("", "collection name")
+    variants: list[VariantSection] = _f(doc="its variants (empty: one from the defaults)", factory=list)
+    default_variant: str = _f("", "name of the default variant; '' = the first")
+
+    def __post_init__(self):
+        if not _NAME.match(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid collection name")
+
+
+@dataclass
+class LimitsSection:
+    """Request limits; violations answer INVALID_ARGUMENT or RESOURCE_EXHAUSTED."""
+
+    max_message_bytes: int = _f(16 * 1024 * 1024, "largest request message accepted (bytes)")
+    max_texts_per_request: int = _f(1024, "documents / queries / texts per request")
+    max_text_chars: int = _f(32768, "longest document text or query (characters)")
+    max_id_bytes: int = _f(512, "longest document id (UTF-8 bytes)")
+    max_k: int = _f(1000, "largest k of a search")
+    max_offset: int = _f(10000, "largest pagination offset")
+    max_filter_keys: int = _f(16, "most key=value pairs in a search filter")
+    max_concurrent_requests: int = _f(64, "RPCs in flight at once; more answer RESOURCE_EXHAUSTED")
+
+    def __post_init__(self):
+        for f in dataclasses.fields(self):
+            if getattr(self, f.name) < 1:
+                raise ConfigError(f.name, f"must be >= 1, got {getattr(self, f.name)}")
+
+
+@dataclass
+class BatchingSection:
+    """Dynamic micro-batching of concurrent encode requests."""
+
+    enabled: bool = _f(True, "encode concurrent requests together in one forward pass")
+    max_wait_ms: float = _f(2.0, "how long the first request of a batch waits for company")
+    max_batch_texts: int = _f(64, "most texts encoded in one forward pass")
+
+    def __post_init__(self):
+        if self.max_wait_ms < 0:
+            raise ConfigError("max_wait_ms", f"must be >= 0, got {self.max_wait_ms}")
+        if self.max_batch_texts < 1:
+            raise ConfigError("max_batch_texts", f"must be >= 1, got {self.max_batch_texts}")
+
+
+@dataclass
+class TokenSection:
+    """A bearer token: only its sha256 is stored."""
+
+    name: str = _f("", "label used in logs and for the RANKSEARCH_TOKEN_<NAME> env override")
+    sha256: str = _f("", "hex sha256 of the token (`ranksearch config hash-token`)")
+    roles: list[str] = _f(doc="any of read, write, admin (admin implies write implies read)",
+                          factory=lambda: ["read"])
+
+    def __post_init__(self):
+        if not _NAME.match(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid token name")
+        if self.sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
+            raise ConfigError("sha256", "must be 64 lowercase hex digits (sha256 of the token)")
+        for i, role in enumerate(self.roles):
+            if role not in ROLES:
+                raise ConfigError(f"roles[{i}]", f"unknown role {role!r}; expected one of {ROLES}")
+
+
+@dataclass
+class AuthSection:
+    """Bearer-token authentication (``authorization: Bearer <token>`` metadata)."""
+
+    tokens: list[TokenSection] = _f(doc="accepted tokens; empty list = no authentication", factory=list)
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.tokens)
+
+
+@dataclass
+class TlsSection:
+    """TLS for the gRPC port; a client CA turns on mutual TLS."""
+
+    cert_file: str = _f("", "PEM server certificate chain")
+    key_file: str = _f("", "PEM private key")
+    client_ca_file: str = _f("", "PEM CA bundle; set = clients must present a certificate it signed")
+
+    def __post_init__(self):
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("cert_file" if not self.cert_file else "key_file",
+                              "cert_file and key_file must be set together")
+        if self.client_ca_file and not self.cert_file:
+            raise ConfigError("client_ca_file", "mutual TLS needs cert_file and key_file too")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+
+@dataclass
+class MetricsSection:
+    """Prometheus metrics over plain HTTP on a separate, internal port."""
+
+    host: str = _f("127.0.0.1", "address the metrics endpoint binds to")
+    port: int | None = _f(9464, "metrics port; 0 = any free port; null = no metrics endpoint")
+
+
+@dataclass
+class LoggingSection:
+    """Structured logs on stderr."""
+
+    level: str = _f("INFO", "DEBUG, INFO, WARNING or ERROR")
+    json: bool = _f(True, "one JSON object per line (false: plain text)")
+
+    def __post_init__(self):
+        if self.level.upper() not in ("DEBUG", "INFO", "WARNING", "ERROR"):
+            raise ConfigError("level", f"unknown log level {self.level!r}")
+
+
+@dataclass
+class BootstrapSection:
+    """What the first start does when the data directory is empty."""
+
+    enabled: bool = _f(True, "index the built-in corpus on first start")
+    corpus: str = _f("stdlib", "corpus to index: 'stdlib' (built in) or a BEIR folder")
+    collection: str = _f("stdlib", "name of the collection it creates")
+
+
+@dataclass
+class ServiceConfig:
+    """The whole service configuration (``ranksearch serve --config FILE``)."""
+
+    listen: str = _f("127.0.0.1:50051", "HOST:PORT of the gRPC listener (loopback by default)")
+    data_dir: str = _f("./data", "documents, indexes and models live here")
+    insecure: bool = _f(False, "allow a non-loopback listener without TLS and tokens (warns at every start)")
+    threads: int = _f(16, "gRPC worker threads")
+    encoder_threads: int = _f(2, "torch intra-op threads for encoding")
+    default_collection: str = _f("stdlib", "collection used when a request names none")
+    default_model: str = _f("default", "model folder (under <data_dir>/models) for variants naming none")
+    default_index: IndexSection = _f(doc="index of variants that configure none", factory=IndexSection)
+    shutdown_grace_s: float = _f(10.0, "on SIGTERM, how long in-flight requests may finish")
+    limits: LimitsSection = _f(doc="request limits", factory=LimitsSection)
+    batching: BatchingSection = _f(doc="micro-batching of encode requests", factory=BatchingSection)
+    auth: AuthSection = _f(doc="bearer tokens", factory=AuthSection)
+    tls: TlsSection = _f(doc="TLS / mutual TLS", factory=TlsSection)
+    metrics: MetricsSection = _f(doc="Prometheus endpoint", factory=MetricsSection)
+    logging: LoggingSection = _f(doc="log format", factory=LoggingSection)
+    bootstrap: BootstrapSection = _f(doc="first start", factory=BootstrapSection)
+    collections: list[CollectionSection] = _f(doc="collections created at start if missing", factory=list)
+
+    def __post_init__(self):
+        parse_listen(self.listen)
+        if self.threads < 1:
+            raise ConfigError("threads", f"must be >= 1, got {self.threads}")
+        if self.encoder_threads < 1:
+            raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
+
+    @property
+    def data_path(self) -> Path:
+        return Path(self.data_dir)
+
+    def check_security(self) -> list[str]:
+        """Raise ConfigError for an unsafe listener; return warnings to log at start."""
+        host, _ = parse_listen(self.listen)
+        if is_loopback(host):
+            return []
+        missing = [what for what, ok in (("TLS (tls.cert_file)", self.tls.enabled),
+                                         ("tokens (auth.tokens)", self.auth.enabled)) if not ok]
+        if not missing:
+            return []
+        if not self.insecure:
+            raise ConfigError("listen", f"{self.listen} is not a loopback address and "
+                              f"{' and '.join(missing)} are not configured; configure them "
+                              "or set `insecure: true` explicitly")
+        return [f"INSECURE: listening on {self.listen} without {' and '.join(missing)} "
+                "(insecure: true)"]
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    """'host:port' or '[v6]:port' -> (host, port)."""
+    m = re.fullmatch(r"\[([^\]]+)\]:(\d+)|([^:\[\]]+):(\d+)", listen or "")
+    if not m:
+        raise ConfigError("listen", f"{listen!r} is not HOST:PORT")
+    host = m.group(1) or m.group(3)
+    port = int(m.group(2) or m.group(4))
+    if not 0 <= port <= 65535:
+        raise ConfigError("listen", f"port {port} out of range")
+    return host, port
+
+
+def is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def hash_token(token: str) -> str:
+    return hashlib.sha256(token.encode("utf-8")).hexdigest()
+
+
+# --------------------------------------------------------------------- loading
+
+def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
+    """Build dataclass ``cls`` from a mapping, rejecting unknown keys by dotted name."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(prefix or "(root)", f"expected a mapping, got {type(data).__name__}")
+    hints = typing.get_type_hints(cls)
+    known = {f.name for f in dataclasses.fields(cls)}
+    kwargs = {}
+    for key, value in data.items():
+        dotted = f"{prefix}.{key}" if prefix else str(key)
+        if key not in known:
+            raise ConfigError(dotted, f"unknown key; known keys of {prefix or 'the config'}: "
+                              f"{', '.join(sorted(known))}")
+        kwargs[key] = _convert(hints[key], value, dotted)
+    try:
+        return cls(**kwargs)
+    except ConfigError as exc:  # __post_init__ names the field relative to cls
+        field_name = f"{prefix}.{exc.field}" if prefix and exc.field else (exc.field or prefix)
+        raise ConfigError(field_name, exc.message) from None
+
+
+def _convert(tp: Any, value: Any, dotted: str) -> Any:
+    origin = typing.get_origin(tp)
+    args = typing.get_args(tp)
+    if origin in (typing.Union, types.UnionType):
+        if value is None and type(None) in args:
+            return None
+        (inner,) = [a for a in args if a is not type(None)]
+        return _convert(inner, value, dotted)
+    if dataclasses.is_dataclass(tp):
+        return from_dict(tp, value, dotted)
+    if origin is list:
+        if not isinstance(value, list):
+            raise ConfigError(dotted, f"expected a list, got {type(value).__name__}")
+        return [_convert(args[0], v, f"{dotted}[{i}]") for i, v in enumerate(value)]
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(dotted, f"expected a mapping, got {type(value).__name__}")
+        return {str(k): _convert(args[1], v, f"{dotted}.{k}") for k, v in value.items()}
+    if tp is bool:
+        if not isinstance(value, bool):
+            raise ConfigError(dotted, f"expected true or false, got {value!r}")
+        return value
+    if tp is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ConfigError(dotted, f"expected an integer, got {value!r}")
+        return value
+    if tp is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ConfigError(dotted, f"expected a number, got {value!r}")
+        return float(value)
+    if tp is str:
+        if not isinstance(value, (str, int, float)) or isinstance(value, bool):
+            raise ConfigError(dotted, f"expected a string, got {value!r}")
+        return str(value)
+    return value
+
+
+def apply_env(config: ServiceConfig, environ: dict[str, str] | None = None) -> ServiceConfig:
+    """Secrets from the environment: ``RANKSEARCH_TOKEN_<NAME>=<token>`` sets the hash of
+    the configured token NAME (upper case, '-' and '.' as '_'). A variable naming no
+    configured token is an error, so a typo cannot silently disable a credential."""
+    environ = os.environ if environ is None else environ
+    by_env = {"RANKSEARCH_TOKEN_" + re.sub(r"[-.]", "_", t.name).upper(): t
+              for t in config.auth.tokens}
+    for key, value in environ.items():
+        if not key.startswith("RANKSEARCH_TOKEN_"):
+            continue
+        if key not in by_env:
+            raise ConfigError(f"env.{key}", "names no token in auth.tokens "
+                              f"(known: {', '.join(sorted(by_env)) or 'none'})")
+        by_env[key].sha256 = hash_token(value)
+    for i, tok in enumerate(config.auth.tokens):
+        if not tok.sha256:
+            raise ConfigError(f"auth.tokens[{i}].sha256", f"token {tok.name!r} has no sha256 and "
+                              f"no RANKSEARCH_TOKEN_{re.sub(r'[-.]', '_', tok.name).upper()} variable")
+    return config
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
+                environ: dict[str, str] | None = None) -> ServiceConfig:
+    """Read YAML (or defaults when ``path`` is None), apply flag overrides, then env."""
+    data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            text = Path(path).read_text()
+        except OSError as exc:
+            raise ConfigError("config", f"cannot read {path}: {exc.strerror}") from None
+        try:
+            data = yaml.safe_load(text) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError("config", f"{path} is not valid YAML: {exc}") from None
+    for key, value in (overrides or {}).items():
+        if value is not None:
+            data[key] = value
+    return apply_env(from_dict(ServiceConfig, data), environ)
+
+
+def describe(cls: type = ServiceConfig, prefix: str = "") -> list[dict[str, Any]]:
+    """Flat list of {key, type, default, doc} for a configuration reference."""
+    rows = []
+    hints = typing.get_type_hints(cls)
+    for f in dataclasses.fields(cls):
+        key = f"{prefix}.{f.name}" if prefix else f.name
+        tp = hints[f.name]
+        if dataclasses.is_dataclass(tp):
+            rows.append({"key": key, "type": "section", "default": None,
+                         "doc": f.metadata.get("doc", "") or (tp.__doc__ or "")})
+            rows.extend(describe(tp, key))
+            continue
+        default = (f.default if f.default is not dataclasses.MISSING
+                   else f.default_factory() if f.default_factory is not dataclasses.MISSING
+                   else None)
+        rows.append({"key": key, "type": getattr(tp, "__name__", str(tp)).replace("typing.", ""),
+                     "default": default, "doc": f.metadata.get("doc", "")})
+    return rows

@@ -1,0 +1,66 @@
+"""The one place that maps ranksearch errors to gRPC status codes.
+
+Every :class:`ranksearch.errors.RanksearchError` becomes a status with the code its
+class names and the message ``"<field>: <message>"``; INVALID_ARGUMENT additionally
+carries a ``google.rpc.BadRequest`` detail with one FieldViolation naming the field
+(read it with ``grpc_status.rpc_status.from_call``). Anything else is a bug in the
+server: INTERNAL with a generic message (the traceback goes to the log, not to the
+client).
+"""
+from __future__ import annotations
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from ranksearch.errors import RanksearchError
+
+
+class DeadlineExceeded(RanksearchError):
+    """The client's deadline passed or it cancelled; the work was stopped."""
+
+    code = "DEADLINE_EXCEEDED"
+
+
+class Unauthenticated(RanksearchError):
+    code = "UNAUTHENTICATED"
+
+
+class PermissionDenied(RanksearchError):
+    code = "PERMISSION_DENIED"
+
+
+def grpc_code(exc: RanksearchError) -> grpc.StatusCode:
+    return getattr(grpc.StatusCode, exc.code, grpc.StatusCode.INTERNAL)
+
+
+def to_status(exc: RanksearchError) -> grpc.Status:
+    """RanksearchError -> a grpc.Status (with BadRequest details for bad arguments)."""
+    code = grpc_code(exc)
+    details = []
+    if code is grpc.StatusCode.INVALID_ARGUMENT:
+        bad = error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)])
+        packed = any_pb2.Any()
+        packed.Pack(bad)
+        details.append(packed)
+    status = status_pb2.Status(code=getattr(code_pb2, code.name), message=str(exc), details=details)
+    return rpc_status.to_status(status)
+
+
+def abort(context: grpc.ServicerContext, exc: RanksearchError):
+    """Abort the RPC with the status for ``exc`` (raises, as context.abort does)."""
+    context.abort_with_status(to_status(exc))
+
+
+def field_violations(call_or_error) -> list[tuple[str, str]]:
+    """Client side: [(field, description)] from an RpcError's BadRequest details."""
+    status = rpc_status.from_call(call_or_error)
+    out = []
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            bad = error_details_pb2.BadRequest()
+            detail.Unpack(bad)
+            out.extend((v.field, v.description) for v in bad.field_violations)
+    return out

@@ -1,0 +1,73 @@
+"""Prometheus metrics on a separate HTTP port (prometheus_client), one registry per
+server so several servers can live in one process (tests)."""
+from __future__ import annotations
+
+from typing import Callable
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily
+
+_LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
+
+
+class _CollectionCollector:
+    """Documents per collection and vectors per index, read at scrape time."""
+
+    def __init__(self, source: Callable[[], list[dict]]):
+        self._source = source
+
+    def collect(self):
+        docs = GaugeMetricFamily("ranksearch_documents", "documents stored", labels=["collection"])
+        size = GaugeMetricFamily("ranksearch_index_size", "vectors in the index",
+                                 labels=["collection", "variant"])
+        try:
+            stats = self._source()
+        except Exception:  # not ready yet (bootstrap) or shutting down
+            stats = []
+        for c in stats:
+            docs.add_metric([c["name"]], c["documents"])
+            for v in c["variants"]:
+                size.add_metric([c["name"], v["name"]], v["index_size"])
+        yield docs
+        yield size
+
+
+class Metrics:
+    def __init__(self):
+        self.registry = CollectorRegistry()
+        self.requests = Counter("ranksearch_requests_total", "RPCs by method and status code",
+                                ["method", "code"], registry=self.registry)
+        self.errors = Counter("ranksearch_errors_total", "RPCs that did not end OK, by code",
+                              ["method", "code"], registry=self.registry)
+        self.latency = Histogram("ranksearch_request_latency_seconds", "RPC latency",
+                                 ["method", "variant"], buckets=_LATENCY_BUCKETS,
+                                 registry=self.registry)
+        self.in_flight = Gauge("ranksearch_in_flight_requests", "RPCs being served",
+                               registry=self.registry)
+        self.queue_depth = Gauge("ranksearch_encode_queue_depth", "encode jobs waiting",
+                                 registry=self.registry)
+        self.batch_texts = Histogram("ranksearch_encode_batch_texts", "texts per forward pass",
+                                     buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256),
+                                     registry=self.registry)
+        self.batch_jobs = Histogram("ranksearch_encode_batch_requests", "requests per forward pass",
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
+        self._http = None
+
+    def on_batch(self, jobs: int, texts: int) -> None:
+        self.batch_jobs.observe(jobs)
+        self.batch_texts.observe(texts)
+
+    def bind(self, queue_depth: Callable[[], int], collection_stats: Callable[[], list[dict]]) -> None:
+        self.queue_depth.set_function(queue_depth)
+        self.registry.register(_CollectionCollector(collection_stats))
+
+    def serve(self, host: str, port: int) -> int:
+        """Start the HTTP endpoint; returns the bound port."""
+        self._http, _ = start_http_server(port, addr=host, registry=self.registry)
+        return self._http.server_port
+
+    def close(self) -> None:
+        if self._http is not None:
+            self._http.shutdown()
+            self._http.server_close()
+            self._http = None

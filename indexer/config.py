@@ -1,0 +1,60 @@
+"""Typed indexer configuration; unknown keys are rejected with the key named."""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+from ranksearch.errors import ConfigError
+
+
+@dataclass
+class IndexerConfig:
+    #: largest k (plus offset) a search may ask for
+    max_k: int = 1000
+    #: largest offset (pagination past top-k)
+    max_offset: int = 10_000
+    #: longest document id, in characters
+    max_id_length: int = 256
+    #: most documents in one upsert/delete call
+    max_batch: int = 10_000
+    #: most queries in one search call
+    max_queries: int = 1024
+    #: seconds between background snapshots of changed indexes; 0 disables the
+    #: thread (snapshots still happen on close() and on demand)
+    snapshot_interval_s: float = 300.0
+    #: FAISS OpenMP threads, set once for the process (faiss.omp_set_num_threads);
+    #: keep torch threads + this <= cores so the encoder and FAISS do not oversubscribe
+    faiss_threads: int = 1
+    #: HNSW cannot remove vectors: deleted ones are tombstoned, and the graph is
+    #: rebuilt from the exact vectors when tombstones exceed this fraction
+    tombstone_rebuild_ratio: float = 0.2
+    #: a filter matching at most this many documents is answered by an exact scan
+    #: of just those vectors (no graph/IVF search)
+    exact_filter_max: int = 4096
+
+    def __post_init__(self) -> None:
+        for name in ("max_k", "max_id_length", "max_batch", "max_queries", "faiss_threads"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
+        for name in ("max_offset", "exact_filter_max"):
+            value = getattr(self, name)
+            if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+                raise ConfigError(name, f"must be an integer >= 0, got {value!r}")
+        if not isinstance(self.snapshot_interval_s, (int, float)) or self.snapshot_interval_s < 0:
+            raise ConfigError("snapshot_interval_s", f"must be >= 0, got {self.snapshot_interval_s!r}")
+        if not 0 < self.tombstone_rebuild_ratio <= 1:
+            raise ConfigError(
+                "tombstone_rebuild_ratio", f"must be in (0, 1], got {self.tombstone_rebuild_ratio!r}"
+            )
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], prefix: str = "") -> "IndexerConfig":
+        known = {f.name for f in fields(cls)}
+        for key in data:
+            if key not in known:
+                raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+        return cls(**data)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

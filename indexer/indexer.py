@@ -1,0 +1,537 @@
+"""The Indexer: durable documents in SQLite plus derived FAISS indexes.
+
+Threading model
+---------------
+- Many searches run at once. Each holds its collection's read lock while it
+  searches FAISS and maps ids to documents (FAISS CPU indexes are safe to search
+  concurrently; search knobs travel per call, never set on a shared index).
+- One writer at a time: upsert, delete, put_vectors, collection/variant changes,
+  snapshot and rebuild serialise on the writer mutex. A write validates its whole
+  batch first (nothing is written if any part is bad), commits one SQLite
+  transaction (durable from here on: WAL + synchronous=FULL), then applies the whole
+  batch to the in-memory state under the collection's write lock. So a search sees
+  a batch entirely or not at all, and the write lock is held only for the in-memory
+  apply -- never during the commit's fsync, never during encoding (which happens
+  outside the indexer, before upsert is called), and never while an index is
+  retrained or compacted (that is built from a stable copy under the writer mutex,
+  then swapped in under the write lock).
+- Snapshots serialise the indexes under the read lock (searches continue) and write
+  the file outside it. A background thread takes them every snapshot_interval_s
+  when something changed; close() takes a final one.
+- FAISS's OpenMP pool is sized once per process from config.faiss_threads.
+
+Recovery (open)
+---------------
+Per variant: load the snapshot; reconcile it with SQLite (remove ids whose documents
+are gone or replaced, add the stored vectors it lacks -- this replays every change
+newer than the snapshot, deletes included); verify the counts. A missing, truncated
+or corrupt snapshot, or counts that disagree, is logged and the variant is rebuilt
+from the vectors in SQLite, then snapshotted; open never fails because of a snapshot.
+"""
+from __future__ import annotations
+
+import fcntl
+import logging
+import shutil
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import faiss
+import numpy as np
+
+from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ranksearch.indexer import validation as v
+from ranksearch.indexer.config import IndexerConfig
+from ranksearch.indexer.faiss_index import VariantIndex, validate_spec
+from ranksearch.indexer.search import MODES, run_search
+from ranksearch.indexer.snapshot import (
+    SnapshotError,
+    load_snapshot,
+    remove_temp_files,
+    serialize,
+    snapshot_path,
+    write_snapshot,
+)
+from ranksearch.indexer.state import CollectionState
+from ranksearch.indexer.store import Store
+from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
+
+log = logging.getLogger("ranksearch.indexer")
+
+LOCK_NAME = "LOCK"
+
+
+class Indexer:
+    def __init__(self, data_dir: Path | str, config: IndexerConfig | None = None):
+        self.data_dir = Path(data_dir)
+        self.config = config or IndexerConfig()
+        self._store: Store | None = None
+        self._collections: dict[str, CollectionState] = {}  # replaced, never mutated
+        self._write_mutex = threading.RLock()
+        self._lock_file = None
+        self._stop = threading.Event()
+        self._snapshotter: threading.Thread | None = None
+        #: what open() did, per "collection/variant": "snapshot", "rebuilt: <why>"
+        self.recovery: dict[str, str] = {}
+
+    # -- lifecycle --------------------------------------------------------------------------
+    def open(self) -> None:
+        if self._store is not None:
+            return
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self._lock_file = open(self.data_dir / LOCK_NAME, "a+")
+        try:
+            fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            self._lock_file.close()
+            self._lock_file = None
+            raise FailedPrecondition("data_dir", f"{self.data_dir} is in use by another process") from None
+        faiss.omp_set_num_threads(self.config.faiss_threads)
+        try:
+            self._store = Store(self.data_dir)
+            for tmp in remove_temp_files(self.data_dir):
+                log.info("removed snapshot temp file %s left by an interrupted snapshot", tmp)
+            collections = {}
+            for name, default, specs in self._store.load_collections():
+                collections[name] = self._recover(name, default, specs)
+            self._collections = collections
+            self.snapshot(only_dirty=True)
+        except BaseException:
+            self._release()
+            raise
+        if self.config.snapshot_interval_s > 0:
+            self._stop.clear()
+            self._snapshotter = threading.Thread(target=self._snapshot_loop, name="ranksearch-snapshot", daemon=True)
+            self._snapshotter.start()
+
+    def close(self) -> None:
+        if self._store is None:
+            return
+        self._stop.set()
+        if self._snapshotter is not None:
+            self._snapshotter.join()
+            self._snapshotter = None
+        try:
+            self.snapshot(only_dirty=True)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        if self._store is not None:
+            self._store.close()
+            self._store = None
+        if self._lock_file is not None:
+            fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            self._lock_file.close()
+            self._lock_file = None
+
+    def __enter__(self) -> "Indexer":
+        self.open()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _snapshot_loop(self) -> None:
+        while not self._stop.wait(self.config.snapshot_interval_s):
+            try:
+                self.snapshot(only_dirty=True)
+            except Exception:  # keep serving; the next tick or close() tries again
+                log.exception("periodic snapshot failed")
+
+    @property
+    def store(self) -> Store:
+        if self._store is None:
+            raise FailedPrecondition("indexer", "is not open (call open() first)")
+        return self._store
+
+    # -- recovery ---------------------------------------------------------------------------
+    def _recover(self, name: str, default: str, specs: list[VariantSpec]) -> CollectionState:
+        state = CollectionState(name, default, {s.name: s for s in specs})
+        for seq, doc_id, metadata in self.store.live_documents(name):
+            state.add_doc(seq, doc_id, metadata)
+        for spec in specs:
+            key = f"{name}/{spec.name}"
+            path = snapshot_path(self.data_dir, name, spec.name)
+            try:
+                index, info = load_snapshot(path, spec)
+                added, removed = self._reconcile(name, index)
+                maintained = self._maintain(index)
+                if maintained is not index:
+                    added, index = added + 1, maintained  # mark dirty below
+                self.recovery[key] = f"snapshot seq {info.seq}: replayed {added} added, {removed} removed"
+                state.snapshots[spec.name] = info
+                if added or removed:
+                    state.dirty.add(spec.name)
+            except SnapshotError as exc:
+                if path.exists() or not self._empty(name, spec):
+                    log.warning("rebuilding %s from SQLite: %s", key, exc)
+                self.recovery[key] = f"rebuilt: {exc}"
+                index = self._build_from_store(name, spec)
+                state.snapshots[spec.name] = None
+                state.dirty.add(spec.name)
+            state.indexes[spec.name] = index
+        return state
+
+    def _empty(self, collection: str, spec: VariantSpec) -> bool:
+        return self.store.count_vectors(collection, spec.name) == 0
+
+    def _reconcile(self, collection: str, index: VariantIndex) -> tuple[int, int]:
+        """Bring a loaded index in line with SQLite: returns (added, removed)."""
+        stored = self._stored_seqs(collection, index.spec.name)
+        have = index.ids()
+        stale = np.setdiff1d(have, stored, assume_unique=True)
+        missing = np.setdiff1d(stored, have, assume_unique=True)
+        index.remove(stale)
+        if len(missing):
+            seqs, vecs = self.store.load_vectors(collection, index.spec.name, index.dim, missing.tolist())
+            index.add(seqs, vecs)
+        if index.count != len(stored):
+            raise SnapshotError(f"{index.count} vectors after replay, SQLite has {len(stored)}")
+        return len(missing), len(stale)
+
+    def _stored_seqs(self, collection: str, variant: str) -> np.ndarray:
+        rows = self.store._reader().execute(
+            "SELECT seq FROM vectors WHERE variant = ? ORDER BY seq", (f"{collection}/{variant}",)
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
+    def _build_from_store(self, collection: str, spec: VariantSpec) -> VariantIndex:
+        seqs, vecs = self.store.load_vectors(collection, spec.name, spec.dim)
+        index = VariantIndex(spec, main=None)
+        index.add(seqs, vecs)
+        return index.rebuilt()
+
+    def _maintain(self, index: VariantIndex) -> VariantIndex:
+        """Train an untrained IVF index once enough vectors exist; compact an HNSW
+        graph whose tombstones exceed the configured ratio. Reads `index` only."""
+        if index.needs_training:
+            log.info("training %s on %d vectors", index.spec.name, index.count)
+            return index.rebuilt()
+        if index.main is not None and index.needs_compaction(self.config.tombstone_rebuild_ratio):
+            log.info("compacting %s: %d tombstones", index.spec.name, len(index.tombstones))
+            return index.rebuilt()
+        return index
+
+    # -- collections ----------------------------------------------------------------------------
+    def _state(self, collection: Any, field: str = "collection") -> CollectionState:
+        self.store  # raises if not open
+        state = self._collections.get(collection) if isinstance(collection, str) else None
+        if state is None:
+            raise NotFound(field, f"no collection named {collection!r}")
+        return state
+
+    def _variant(self, state: CollectionState, variant: str | None, field: str = "variant") -> str:
+        name = state.default_variant if variant is None or variant == "" else variant
+        if name not in state.specs:
+            raise NotFound(field, f"collection {state.name!r} has no variant {name!r} (it has: {', '.join(state.specs)})")
+        return name
+
+    @staticmethod
+    def _check_spec(spec: Any, field: str) -> VariantSpec:
+        if not isinstance(spec, VariantSpec):
+            raise InvalidArgument(field, f"must be a VariantSpec, got {type(spec).__name__}")
+        v.check_name(spec.name, f"{field}.name")
+        if not isinstance(spec.dim, int) or isinstance(spec.dim, bool) or not 1 <= spec.dim <= 65536:
+            raise InvalidArgument(f"{field}.dim", f"must be an integer in 1..65536, got {spec.dim!r}")
+        if not isinstance(spec.encoder, str):
+            raise InvalidArgument(f"{field}.encoder", "must be a string")
+        validate_spec(spec, field)
+        return spec
+
+    def create_collection(self, name: str, variants: list[VariantSpec], default_variant: str | None = None) -> CollectionInfo:
+        v.check_name(name, "name")
+        if not isinstance(variants, (list, tuple)) or not variants:
+            raise InvalidArgument("variants", "needs at least one VariantSpec")
+        seen: set[str] = set()
+        for i, spec in enumerate(variants):
+            self._check_spec(spec, f"variants[{i}]")
+            if spec.name in seen:
+                raise InvalidArgument(f"variants[{i}].name", f"duplicate variant name {spec.name!r}")
+            seen.add(spec.name)
+        default = default_variant or variants[0].name
+        if default not in seen:
+            raise InvalidArgument("default_variant", f"{default!r} is not one of the variants ({', '.join(seen)})")
+        with self._write_mutex:
+            if name in self._collections:
+                raise AlreadyExists("name", f"collection {name!r} already exists")
+            self.store.create_collection(name, list(variants), default)
+            state = CollectionState(name, default, {s.name: s for s in variants})
+            for spec in variants:
+                state.indexes[spec.name] = VariantIndex(spec)
+                state.snapshots[spec.name] = None
+                state.dirty.add(spec.name)
+            shutil.rmtree(self.data_dir / "snapshots" / name, ignore_errors=True)
+            self._collections = {**self._collections, name: state}
+        return self.get_collection(name)
+
+    def _info(self, state: CollectionState) -> CollectionInfo:
+        with state.lock.read():
+            return CollectionInfo(state.name, list(state.specs.values()), state.default_variant, len(state.by_id))
+
+    def list_collections(self) -> list[CollectionInfo]:
+        self.store
+        return [self._info(s) for _, s in sorted(self._collections.items())]
+
+    def get_collection(self, name: str) -> CollectionInfo:
+        return self._info(self._state(name, "name"))
+
+    def delete_collection(self, name: str) -> None:
+        with self._write_mutex:
+            state = self._state(name, "name")
+            self.store.delete_collection(name)
+            with state.lock.write():
+                self._collections = {k: s for k, s in self._collections.items() if k != name}
+            shutil.rmtree(self.data_dir / "snapshots" / name, ignore_errors=True)
+
+    def add_variant(self, collection: str, spec: VariantSpec) -> None:
+        """Add a variant. On a non-empty collection it starts empty: fill it with
+        put_vectors (search covers the documents that have vectors so far)."""
+        self._check_spec(spec, "spec")
+        with self._write_mutex:
+            state = self._state(collection)
+            if spec.name in state.specs:
+                raise AlreadyExists("spec.name", f"collection {collection!r} already has a variant {spec.name!r}")
+            self.store.add_variant(collection, spec)
+            index = VariantIndex(spec)
+            with state.lock.write():
+                state.specs = {**state.specs, spec.name: spec}
+                state.indexes[spec.name] = index
+                state.snapshots[spec.name] = None
+                state.dirty.add(spec.name)
+
+    def set_default_variant(self, collection: str, name: str) -> None:
+        with self._write_mutex:
+            state = self._state(collection)
+            self._variant(state, name, "name")
+            self.store.set_default_variant(collection, name)
+            with state.lock.write():
+                state.default_variant = name
+
+    # -- writes -----------------------------------------------------------------------------------
+    def upsert(self, collection: str, docs: list[Document], vectors: dict[str, np.ndarray]) -> int:
+        """Insert or replace `docs`; `vectors` has one (n, dim) array per variant, row i
+        for docs[i]. Durable when it returns; visible to searches from then on."""
+        cfg = self.config
+        state = self._state(collection)
+        docs = v.check_documents(docs, cfg.max_id_length, cfg.max_batch)
+        unit = v.check_vectors(vectors, state.specs, len(docs), collection)
+        if not docs:
+            return 0
+        with self._write_mutex:
+            if self._collections.get(collection) is not state or set(unit) != set(state.specs):
+                return self.upsert(collection, docs, vectors)  # changed while we validated
+            rows = self.store.write_batch(collection, docs, unit)
+            self._apply(state, lambda: state.apply_upsert(docs, rows, unit))
+        return len(docs)
+
+    def delete(self, collection: str, ids: list[str]) -> int:
+        """Delete the documents with these ids; unknown ids are ignored. Returns how
+        many were deleted."""
+        cfg = self.config
+        state = self._state(collection)
+        ids = v.check_ids(ids, "ids", cfg.max_id_length, cfg.max_batch)
+        if not ids:
+            return 0
+        with self._write_mutex:
+            state = self._state(collection)
+            removed = self.store.delete_ids(collection, ids)
+            if removed:
+                self._apply(state, lambda: state.apply_delete(removed))
+        return len(removed)
+
+    def put_vectors(self, collection: str, variant: str, ids: list[str], vectors: np.ndarray) -> int:
+        """Store one variant's vectors for existing documents (backfill after
+        add_variant, or re-encoding). Unknown ids are ignored; returns how many were stored."""
+        cfg = self.config
+        state = self._state(collection)
+        name = self._variant(state, variant)
+        ids = v.check_ids(ids, "ids", cfg.max_id_length, cfg.max_batch)
+        unit = v.unit_rows(vectors, "vectors", state.specs[name].dim, len(ids))
+        if not ids:
+            return 0
+        with self._write_mutex:
+            state = self._state(collection)
+            seqs = self.store.put_vectors(collection, name, ids, unit)
+            found = [i for i, s in enumerate(seqs) if s is not None]
+            new = np.array([seqs[i] for i in found], dtype=np.int64)
+
+            def apply() -> None:
+                index = state.indexes[name]
+                index.remove(np.intersect1d(index.ids(), new))
+                index.add(new, unit[found])
+                state.dirty.add(name)
+
+            self._apply(state, apply)
+        return len(found)
+
+    def _apply(self, state: CollectionState, change) -> None:
+        """Apply a committed change in memory (writer mutex held), then train or
+        compact what needs it outside the write lock."""
+        try:
+            with state.lock.write():
+                change()
+        except Exception:
+            log.exception("applying a committed batch to %s failed; rebuilding it from SQLite", state.name)
+            self._rebuild_state(state)
+            return
+        for name, index in list(state.indexes.items()):
+            fresh = self._maintain(index)
+            if fresh is not index:
+                with state.lock.write():
+                    state.indexes[name] = fresh
+
+    # -- reads ------------------------------------------------------------------------------------------
+    def get(self, collection: str, ids: list[str]) -> list[Document]:
+        """The documents that exist among `ids`, in the order asked."""
+        cfg = self.config
+        self._state(collection)
+        ids = v.check_ids(ids, "ids", cfg.max_id_length, cfg.max_batch)
+        found = self.store.get(collection, ids)
+        return [found[i] for i in ids if i in found]
+
+    def search(
+        self,
+        collection: str,
+        variant: str | None,
+        queries: np.ndarray,
+        k: int,
+        mode: str = "nearest",
+        filter: dict[str, str] | None = None,
+        offset: int = 0,
+        min_score: float | None = None,
+        params: dict | None = None,
+        include_text: bool = True,
+    ) -> list[list[Hit]]:
+        """Top-k per query row. queries (q, dim) (a single (dim,) vector is taken as
+        one query); normalised here. Scores are cosine similarities in both modes:
+        nearest returns the largest first, farthest the smallest first.
+        filter: metadata key=value pairs, all must match (a key no document has
+        matches nothing). offset skips that many top hits (pagination). min_score is
+        a cutoff in the ranking's direction: nearest keeps score >= min_score,
+        farthest keeps score <= min_score. params: efSearch (HNSW), nprobe (IVF),
+        exact=True (use the exact index). include_text=False skips the text fetch."""
+        cfg = self.config
+        state = self._state(collection)
+        name = self._variant(state, variant)
+        if mode not in MODES:
+            raise InvalidArgument("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
+        k = v.check_int(k, "k", 1, cfg.max_k)
+        offset = v.check_int(offset, "offset", 0, cfg.max_offset)
+        if k + offset > cfg.max_k + cfg.max_offset:
+            raise InvalidArgument("offset", f"k + offset must be at most {cfg.max_k + cfg.max_offset}")
+        if min_score is not None and not (isinstance(min_score, (int, float)) and np.isfinite(min_score)):
+            raise InvalidArgument("min_score", f"must be a finite number, got {min_score!r}")
+        flt = v.check_filter(filter)
+        params = v.check_search_params(params)
+        arr = np.asarray(queries, dtype=np.float32) if not isinstance(queries, np.ndarray) or queries.dtype != np.float32 else queries
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if len(arr) > cfg.max_queries:
+            raise InvalidArgument("queries", f"has {len(arr)} rows, the limit is {cfg.max_queries}")
+        unit = v.unit_rows(arr, "queries", state.specs[name].dim, None)
+        return run_search(
+            state, self.store, name, unit, k, mode == "farthest", flt, offset,
+            None if min_score is None else float(min_score), params, include_text, cfg.exact_filter_max,
+        )
+
+    # -- operations ------------------------------------------------------------------------------------
+    def snapshot(self, only_dirty: bool = False) -> None:
+        """Write a snapshot of every index (or of the changed ones) and prune the
+        change log up to the oldest snapshot."""
+        with self._write_mutex:
+            seq = self.store.max_seq()
+            for state in list(self._collections.values()):
+                for name in list(state.indexes):
+                    if only_dirty and name not in state.dirty:
+                        continue
+                    with state.lock.read():
+                        parts = serialize(state.indexes[name])
+                        spec = state.specs[name]
+                    path = snapshot_path(self.data_dir, state.name, name)
+                    state.snapshots[name] = write_snapshot(path, spec, state.name, seq, parts)
+                    state.dirty.discard(name)
+            infos = [i for s in self._collections.values() for i in s.snapshots.values()]
+            if infos and all(i is not None for i in infos):
+                self.store.prune_changes(min(i.seq for i in infos))
+
+    def rebuild(self, collection: str | None = None) -> None:
+        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them."""
+        with self._write_mutex:
+            states = [self._state(collection)] if collection is not None else list(self._collections.values())
+            for state in states:
+                self._rebuild_state(state)
+            self.snapshot(only_dirty=True)
+
+    def _rebuild_state(self, state: CollectionState) -> None:
+        fresh = CollectionState(state.name, state.default_variant, dict(state.specs))
+        for seq, doc_id, metadata in self.store.live_documents(state.name):
+            fresh.add_doc(seq, doc_id, metadata)
+        indexes = {name: self._build_from_store(state.name, spec) for name, spec in state.specs.items()}
+        with state.lock.write():
+            state.by_seq, state.by_id, state.postings = fresh.by_seq, fresh.by_id, fresh.postings
+            state.indexes = indexes
+            state.dirty.update(indexes)
+
+    def verify(self) -> dict:
+        """Check SQLite integrity, that every FAISS index holds exactly the vectors
+        stored in SQLite, and that every snapshot file reads back. Returns
+        {"ok": bool, "problems": [...], "collections": {...}}."""
+        problems = [f"sqlite: {p}" for p in self.store.integrity_check()]
+        report: dict[str, Any] = {}
+        with self._write_mutex:
+            for state in self._collections.values():
+                docs = self.store.count_documents(state.name)
+                entry: dict[str, Any] = {"documents": docs, "variants": {}}
+                with state.lock.read():
+                    if len(state.by_id) != docs:
+                        problems.append(f"{state.name}: {len(state.by_id)} documents in memory, {docs} in SQLite")
+                    for name, index in state.indexes.items():
+                        stored = self._stored_seqs(state.name, name)
+                        have = np.sort(index.ids())
+                        ok = len(have) == len(stored) and bool((have == stored).all())
+                        if not ok:
+                            problems.append(f"{state.name}/{name}: index holds {len(have)} ids, SQLite {len(stored)} vectors, sets differ")
+                        if index.main is not None and index.main.ntotal - len(index.tombstones) != index.count:
+                            problems.append(f"{state.name}/{name}: main index holds {index.main.ntotal - len(index.tombstones)} live vectors, exact {index.count}")
+                        missing = docs - len(stored)
+                        if missing:
+                            problems.append(f"{state.name}/{name}: {missing} documents have no vector for this variant (backfill with put_vectors)")
+                        entry["variants"][name] = {"vectors": int(index.count), "index_matches_sqlite": ok}
+                        path = snapshot_path(self.data_dir, state.name, name)
+                        if path.exists():
+                            try:
+                                load_snapshot(path, state.specs[name])
+                            except SnapshotError as exc:
+                                problems.append(f"{state.name}/{name}: snapshot unreadable: {exc}")
+                report[state.name] = entry
+        return {"ok": not problems, "problems": problems, "collections": report}
+
+    def stats(self) -> dict:
+        now = time.time()
+        out: dict[str, Any] = {"data_dir": str(self.data_dir), "last_seq": self.store.max_seq(), "collections": {}}
+        for state in list(self._collections.values()):
+            with state.lock.read():
+                variants = {}
+                for name, index in state.indexes.items():
+                    info = state.snapshots.get(name)
+                    sizes = index.size_bytes()
+                    variants[name] = {
+                        "vectors": int(index.count),
+                        "dim": index.dim,
+                        "index_type": index.describe(),
+                        "size_bytes": int(sum(sizes.values())),
+                        "size_bytes_parts": sizes,
+                        "tombstones": len(index.tombstones),
+                        "snapshot_seq": info.seq if info else None,
+                        "snapshot_age_s": round(now - info.created_at, 3) if info else None,
+                        "changed_since_snapshot": name in state.dirty,
+                    }
+                out["collections"][state.name] = {
+                    "documents": len(state.by_id),
+                    "default_variant": state.default_variant,
+                    "variants": variants,
+                }
+        return out

@@ -1,0 +1,79 @@
+"""Nearest and farthest search over one collection's in-memory state.
+
+Per call: one FAISS search for the whole query batch, id -> document mapping from
+memory, and (when texts are wanted) one batched SQLite fetch of the hit texts, by
+seq. The SQLite transaction of a batch commits before the batch is applied in
+memory, so SQLite can be one batch ahead of what a search saw: if a hit's text row
+has just been replaced or deleted, the whole search is run again on the new state,
+so a search never mixes two states.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ranksearch.indexer.state import CollectionState
+from ranksearch.indexer.store import Store
+from ranksearch.indexer.types import Hit
+
+MODES = ("nearest", "farthest")
+_RETRIES = 5
+
+
+def run_search(
+    state: CollectionState,
+    store: Store,
+    variant: str,
+    queries: np.ndarray,
+    k: int,
+    farthest: bool,
+    flt: dict[str, str],
+    offset: int,
+    min_score: float | None,
+    params: dict[str, Any],
+    include_text: bool,
+    exact_filter_max: int,
+) -> list[list[Hit]]:
+    """queries (q, d) unit rows, already validated."""
+    for _ in range(_RETRIES):
+        hits, complete = _search_once(
+            state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text, exact_filter_max
+        )
+        if complete:
+            return hits
+    # the writer kept replacing the very documents we hit; serve the last state
+    return hits
+
+
+def _search_once(state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text, exact_filter_max):
+    nq = len(queries)
+    with state.lock.read():
+        index = state.indexes[variant]
+        allowed = state.allowed(flt) if flt else None
+        if index.count == 0 or (allowed is not None and len(allowed) == 0):
+            return [[] for _ in range(nq)], True
+        scores, ids = index.search(queries, k + offset, farthest, allowed, params, exact_filter_max)
+        scores, ids = scores[:, offset:], ids[:, offset:]  # (q, k)
+        keep = ids >= 0
+        if min_score is not None:
+            keep &= (scores <= min_score) if farthest else (scores >= min_score)
+        rows = []
+        by_seq = state.by_seq
+        for qi in range(nq):
+            row = []
+            for seq, score in zip(ids[qi][keep[qi]].tolist(), scores[qi][keep[qi]].tolist()):
+                doc_id, metadata = by_seq[seq]
+                row.append((seq, doc_id, score, metadata))
+            rows.append(row)
+        texts: dict[int, str] = {}
+        if include_text:
+            wanted = {seq for row in rows for seq, *_ in row}
+            if wanted:
+                texts = store.texts(list(wanted))
+                if len(texts) != len(wanted):
+                    return [], False  # SQLite is a batch ahead: search again
+    return [
+        [Hit(doc_id, score, texts.get(seq, ""), dict(metadata)) for seq, doc_id, score, metadata in row]
+        for row in rows
+    ], True

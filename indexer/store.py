@@ -1,0 +1,363 @@
+"""The SQLite document store: the only durable place, the source of truth.
+
+Tables: collections, variants, documents (client id, text, metadata JSON, version,
+seq), vectors (one float32 blob per document and variant, so every FAISS index can
+be rebuilt without re-encoding) and changes (an append-only log whose AUTOINCREMENT
+key is the global, monotonically increasing sequence number; a document's `seq` is
+the seq of the change that wrote its current version, and doubles as its FAISS id).
+
+Durability: WAL journal with ``synchronous=FULL``. With WAL, ``NORMAL`` survives a
+killed process but may lose the last committed transactions on power loss; an
+upsert is acknowledged as soon as its transaction commits, so only FULL (fsync of the
+WAL on every commit) keeps the promise "acknowledged survives a crash".
+
+Threading: one writer connection, used only under the indexer's writer mutex; every
+reading thread gets its own connection (WAL readers never block the writer).
+"""
+from __future__ import annotations
+
+import json
+import sqlite3
+import threading
+import time
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import numpy as np
+
+from ranksearch.errors import FailedPrecondition
+from ranksearch.indexer.types import Document, IndexSpec, VariantSpec
+
+DB_NAME = "ranksearch.sqlite3"
+#: SQLite's limit on bound parameters is 32766 since 3.32; stay well below it
+_CHUNK = 900
+
+# Each entry upgrades the schema from version i to i + 1; never edit a shipped one,
+# append a new one.
+MIGRATIONS: list[str] = [
+    """
+    CREATE TABLE collections (
+        name TEXT PRIMARY KEY,
+        default_variant TEXT NOT NULL,
+        created_at REAL NOT NULL
+    );
+    CREATE TABLE variants (
+        collection TEXT NOT NULL,
+        name TEXT NOT NULL,
+        dim INTEGER NOT NULL,
+        index_kind TEXT NOT NULL,
+        index_params TEXT NOT NULL,
+        encoder TEXT NOT NULL,
+        created_at REAL NOT NULL,
+        PRIMARY KEY (collection, name)
+    );
+    CREATE TABLE changes (
+        seq INTEGER PRIMARY KEY AUTOINCREMENT,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        op TEXT NOT NULL CHECK (op IN ('upsert', 'delete')),
+        prev_seq INTEGER,
+        at REAL NOT NULL
+    );
+    CREATE TABLE documents (
+        seq INTEGER PRIMARY KEY,
+        collection TEXT NOT NULL,
+        id TEXT NOT NULL,
+        text TEXT NOT NULL,
+        metadata TEXT NOT NULL,
+        version INTEGER NOT NULL,
+        UNIQUE (collection, id)
+    );
+    CREATE TABLE vectors (
+        seq INTEGER NOT NULL,
+        variant TEXT NOT NULL,  -- "collection/variant"
+        vec BLOB NOT NULL,
+        PRIMARY KEY (variant, seq)
+    ) WITHOUT ROWID;
+    CREATE INDEX vectors_by_seq ON vectors (seq);
+    """,
+]
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=FULL")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection) -> int:
+    """Bring the schema to SCHEMA_VERSION; returns the version found before."""
+    conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL)")
+    row = conn.execute("SELECT version FROM schema_version").fetchone()
+    found = row[0] if row else 0
+    if found > SCHEMA_VERSION:
+        raise FailedPrecondition(
+            "data_dir",
+            f"schema version {found} is newer than this build supports ({SCHEMA_VERSION})",
+        )
+    for version in range(found, SCHEMA_VERSION):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            # executescript() would commit on its own; run the statements one by one
+            for stmt in MIGRATIONS[version].split(";"):
+                if stmt.strip():
+                    conn.execute(stmt)
+            conn.execute("DELETE FROM schema_version")
+            conn.execute("INSERT INTO schema_version (version) VALUES (?)", (version + 1,))
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+    return found
+
+
+def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _blob(vec: np.ndarray) -> bytes:
+    return np.ascontiguousarray(vec, dtype="<f4").tobytes()
+
+
+class Store:
+    def __init__(self, data_dir: Path):
+        self.path = Path(data_dir) / DB_NAME
+        self._writer = _connect(self.path)
+        migrate(self._writer)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+
+    # -- connections -------------------------------------------------------------------
+    def _reader(self) -> sqlite3.Connection:
+        conn = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = _connect(self.path)
+            self._local.conn = conn
+            with self._readers_lock:
+                self._readers.append(conn)
+        return conn
+
+    def close(self) -> None:
+        with self._readers_lock:
+            for conn in self._readers:
+                conn.close()
+            self._readers.clear()
+        self._writer.close()
+
+    def _txn(self):
+        store = self
+
+        class _Txn:
+            def __enter__(self):
+                store._writer.execute("BEGIN IMMEDIATE")
+                return store._writer
+
+            def __exit__(self, exc_type, exc, tb):
+                store._writer.execute("COMMIT" if exc_type is None else "ROLLBACK")
+                return False
+
+        return _Txn()
+
+    # -- collections and variants --------------------------------------------------------
+    def load_collections(self) -> list[tuple[str, str, list[VariantSpec]]]:
+        conn = self._reader()
+        out = []
+        for name, default in conn.execute("SELECT name, default_variant FROM collections ORDER BY name"):
+            variants = [
+                VariantSpec(vname, dim, IndexSpec(kind, json.loads(params)), encoder)
+                for vname, dim, kind, params, encoder in conn.execute(
+                    "SELECT name, dim, index_kind, index_params, encoder FROM variants "
+                    "WHERE collection = ? ORDER BY created_at, name",
+                    (name,),
+                )
+            ]
+            out.append((name, default, variants))
+        return out
+
+    def create_collection(self, name: str, variants: list[VariantSpec], default: str) -> None:
+        now = time.time()
+        with self._txn() as conn:
+            conn.execute(
+                "INSERT INTO collections (name, default_variant, created_at) VALUES (?, ?, ?)",
+                (name, default, now),
+            )
+            for spec in variants:
+                self._insert_variant(conn, name, spec, now)
+
+    @staticmethod
+    def _insert_variant(conn, collection: str, spec: VariantSpec, now: float) -> None:
+        conn.execute(
+            "INSERT INTO variants (collection, name, dim, index_kind, index_params, encoder, created_at) "
+            "VALUES (?, ?, ?, ?, ?, ?, ?)",
+            (collection, spec.name, spec.dim, spec.index.kind, json.dumps(spec.index.params), spec.encoder, now),
+        )
+
+    def add_variant(self, collection: str, spec: VariantSpec) -> None:
+        with self._txn() as conn:
+            self._insert_variant(conn, collection, spec, time.time())
+
+    def set_default_variant(self, collection: str, variant: str) -> None:
+        with self._txn() as conn:
+            conn.execute("UPDATE collections SET default_variant = ? WHERE name = ?", (variant, collection))
+
+    def delete_collection(self, name: str) -> None:
+        with self._txn() as conn:
+            conn.execute(
+                "DELETE FROM vectors WHERE seq IN (SELECT seq FROM documents WHERE collection = ?)", (name,)
+            )
+            conn.execute("DELETE FROM documents WHERE collection = ?", (name,))
+            conn.execute("DELETE FROM variants WHERE collection = ?", (name,))
+            conn.execute("DELETE FROM collections WHERE name = ?", (name,))
+
+    # -- writes ---------------------------------------------------------------------------
+    def write_batch(
+        self, collection: str, docs: list[Document], vectors: dict[str, np.ndarray]
+    ) -> list[tuple[int, int | None]]:
+        """Upsert `docs` with their vectors (variant -> (n, dim) float32, unit rows) in
+        one transaction. Returns (new seq, replaced seq or None) per document."""
+        now = time.time()
+        out: list[tuple[int, int | None]] = []
+        with self._txn() as conn:
+            for i, doc in enumerate(docs):
+                row = conn.execute(
+                    "SELECT seq, version FROM documents WHERE collection = ? AND id = ?", (collection, doc.id)
+                ).fetchone()
+                prev_seq, version = (row[0], row[1]) if row else (None, 0)
+                seq = conn.execute(
+                    "INSERT INTO changes (collection, id, op, prev_seq, at) VALUES (?, ?, 'upsert', ?, ?)",
+                    (collection, doc.id, prev_seq, now),
+                ).lastrowid
+                if prev_seq is not None:
+                    conn.execute("DELETE FROM vectors WHERE seq = ?", (prev_seq,))
+                    conn.execute("DELETE FROM documents WHERE seq = ?", (prev_seq,))
+                conn.execute(
+                    "INSERT INTO documents (seq, collection, id, text, metadata, version) VALUES (?, ?, ?, ?, ?, ?)",
+                    (seq, collection, doc.id, doc.text, json.dumps(doc.metadata, sort_keys=True), version + 1),
+                )
+                conn.executemany(
+                    "INSERT INTO vectors (seq, variant, vec) VALUES (?, ?, ?)",
+                    [(seq, f"{collection}/{variant}", _blob(mat[i])) for variant, mat in vectors.items()],
+                )
+                out.append((seq, prev_seq))
+        return out
+
+    def delete_ids(self, collection: str, ids: list[str]) -> list[tuple[str, int]]:
+        """Delete the documents that exist; returns (id, removed seq) for each."""
+        now = time.time()
+        removed: list[tuple[str, int]] = []
+        with self._txn() as conn:
+            for doc_id in ids:
+                row = conn.execute(
+                    "SELECT seq FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+                ).fetchone()
+                if row is None:
+                    continue
+                conn.execute(
+                    "INSERT INTO changes (collection, id, op, prev_seq, at) VALUES (?, ?, 'delete', ?, ?)",
+                    (collection, doc_id, row[0], now),
+                )
+                conn.execute("DELETE FROM vectors WHERE seq = ?", (row[0],))
+                conn.execute("DELETE FROM documents WHERE seq = ?", (row[0],))
+                removed.append((doc_id, row[0]))
+        return removed
+
+    def put_vectors(self, collection: str, variant: str, ids: list[str], mat: np.ndarray) -> list[int | None]:
+        """Store (or overwrite) one variant's vectors for existing documents (backfill
+        after add_variant). Returns the seq of each id, None where it does not exist."""
+        seqs: list[int | None] = []
+        with self._txn() as conn:
+            for i, doc_id in enumerate(ids):
+                row = conn.execute(
+                    "SELECT seq FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
+                ).fetchone()
+                if row is None:
+                    seqs.append(None)
+                    continue
+                conn.execute(
+                    "INSERT OR REPLACE INTO vectors (seq, variant, vec) VALUES (?, ?, ?)",
+                    (row[0], f"{collection}/{variant}", _blob(mat[i])),
+                )
+                seqs.append(row[0])
+        return seqs
+
+    def prune_changes(self, upto_seq: int) -> None:
+        """Drop change-log rows up to `upto_seq` (all snapshots contain them).
+        AUTOINCREMENT keeps seqs from ever being reused."""
+        with self._txn() as conn:
+            conn.execute("DELETE FROM changes WHERE seq <= ?", (upto_seq,))
+
+    # -- reads ----------------------------------------------------------------------------
+    def live_documents(self, collection: str) -> Iterator[tuple[int, str, dict[str, str]]]:
+        """(seq, id, metadata) of every document, in seq order."""
+        cur = self._reader().execute(
+            "SELECT seq, id, metadata FROM documents WHERE collection = ? ORDER BY seq", (collection,)
+        )
+        for seq, doc_id, meta in cur:
+            yield seq, doc_id, json.loads(meta)
+
+    def load_vectors(
+        self, collection: str, variant: str, dim: int, seqs: Iterable[int] | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Stored vectors of one variant: (seqs (n,) int64, vecs (n, dim) float32).
+        All of the collection's vectors when `seqs` is None, else those of `seqs`."""
+        conn = self._reader()
+        key = f"{collection}/{variant}"
+        if seqs is None:
+            rows = conn.execute(
+                "SELECT seq, vec FROM vectors WHERE variant = ? ORDER BY seq", (key,)
+            ).fetchall()
+        else:
+            rows = []
+            wanted = sorted(seqs)
+            for chunk in _chunks(wanted):
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"SELECT seq, vec FROM vectors WHERE variant = ? AND seq IN ({marks})", (key, *chunk)
+                ).fetchall()
+            rows.sort()
+        out_seqs = np.fromiter((r[0] for r in rows), dtype=np.int64, count=len(rows))
+        vecs = np.frombuffer(b"".join(r[1] for r in rows), dtype="<f4").astype(np.float32, copy=False)
+        return out_seqs, vecs.reshape(len(rows), dim)
+
+    def texts(self, seqs: Sequence[int]) -> dict[int, str]:
+        conn = self._reader()
+        out: dict[int, str] = {}
+        for chunk in _chunks(list(seqs)):
+            marks = ",".join("?" * len(chunk))
+            out.update(conn.execute(f"SELECT seq, text FROM documents WHERE seq IN ({marks})", tuple(chunk)))
+        return out
+
+    def get(self, collection: str, ids: Sequence[str]) -> dict[str, Document]:
+        conn = self._reader()
+        out: dict[str, Document] = {}
+        for chunk in _chunks(list(ids)):
+            marks = ",".join("?" * len(chunk))
+            for doc_id, text, meta, version in conn.execute(
+                f"SELECT id, text, metadata, version FROM documents WHERE collection = ? AND id IN ({marks})",
+                (collection, *chunk),
+            ):
+                out[doc_id] = Document(doc_id, text, json.loads(meta), version)
+        return out
+
+    def max_seq(self) -> int:
+        row = self._reader().execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
+        return row[0] if row else 0
+
+    def count_documents(self, collection: str) -> int:
+        return self._reader().execute(
+            "SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)
+        ).fetchone()[0]
+
+    def count_vectors(self, collection: str, variant: str) -> int:
+        return self._reader().execute(
+            "SELECT COUNT(*) FROM vectors WHERE variant = ?", (f"{collection}/{variant}",)
+        ).fetchone()[0]
+
+    def integrity_check(self) -> list[str]:
+        rows = self._reader().execute("PRAGMA integrity_check").fetchall()
+        return [] if rows == [("ok",)] else [r[0] for r in rows]

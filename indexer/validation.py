@@ -1,0 +1,150 @@
+"""Input checks. Every failure is a typed error naming the offending field; nothing
+is written before all of a batch has passed."""
+from __future__ import annotations
+
+import re
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from ranksearch.errors import InvalidArgument, NotFound
+from ranksearch.indexer.types import Document, VariantSpec
+
+NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
+
+
+def check_name(value: Any, field: str) -> str:
+    """Collection and variant names: they become file names, so keep them plain."""
+    if not isinstance(value, str) or not NAME_RE.match(value):
+        raise InvalidArgument(
+            field, f"must be 1-64 characters of letters, digits, '_', '.', '-' starting with a letter or digit, got {value!r}"
+        )
+    return value
+
+
+def check_id(value: Any, field: str, max_len: int) -> str:
+    if not isinstance(value, str):
+        raise InvalidArgument(field, f"must be a string, got {type(value).__name__}")
+    if not value:
+        raise InvalidArgument(field, "is empty")
+    if len(value) > max_len:
+        raise InvalidArgument(field, f"is {len(value)} characters long, the limit is {max_len}")
+    return value
+
+
+def check_ids(ids: Any, field: str, max_len: int, max_batch: int) -> list[str]:
+    if isinstance(ids, (str, bytes)) or not isinstance(ids, Sequence):
+        raise InvalidArgument(field, "must be a list of strings")
+    if len(ids) > max_batch:
+        raise InvalidArgument(field, f"has {len(ids)} entries, the limit is {max_batch}")
+    seen: dict[str, int] = {}
+    for i, doc_id in enumerate(ids):
+        check_id(doc_id, f"{field}[{i}]", max_len)
+        if doc_id in seen:
+            raise InvalidArgument(f"{field}[{i}]", f"duplicates {field}[{seen[doc_id]}] ({doc_id!r})")
+        seen[doc_id] = i
+    return list(ids)
+
+
+def check_documents(docs: Any, max_len: int, max_batch: int) -> list[Document]:
+    if isinstance(docs, (str, bytes)) or not isinstance(docs, Sequence):
+        raise InvalidArgument("documents", "must be a list of Document")
+    if len(docs) > max_batch:
+        raise InvalidArgument("documents", f"has {len(docs)} documents, the limit is {max_batch}")
+    seen: dict[str, int] = {}
+    for i, doc in enumerate(docs):
+        if not isinstance(doc, Document):
+            raise InvalidArgument(f"documents[{i}]", f"must be a Document, got {type(doc).__name__}")
+        check_id(doc.id, f"documents[{i}].id", max_len)
+        if doc.id in seen:
+            raise InvalidArgument(f"documents[{i}].id", f"duplicates documents[{seen[doc.id]}].id ({doc.id!r})")
+        seen[doc.id] = i
+        if not isinstance(doc.text, str):
+            raise InvalidArgument(f"documents[{i}].text", f"must be a string, got {type(doc.text).__name__}")
+        if not isinstance(doc.metadata, Mapping):
+            raise InvalidArgument(f"documents[{i}].metadata", "must be a dict of strings")
+        for key, value in doc.metadata.items():
+            if not isinstance(key, str) or not key:
+                raise InvalidArgument(f"documents[{i}].metadata", f"keys must be non-empty strings, got {key!r}")
+            if not isinstance(value, str):
+                raise InvalidArgument(
+                    f"documents[{i}].metadata.{key}", f"must be a string, got {type(value).__name__}"
+                )
+    return list(docs)
+
+
+def unit_rows(mat: Any, field: str, dim: int, rows: int | None) -> np.ndarray:
+    """Check a (n, dim) array of finite non-zero rows and L2-normalise it."""
+    try:
+        arr = np.asarray(mat, dtype=np.float32)
+    except (TypeError, ValueError):
+        raise InvalidArgument(field, "must be a numeric array") from None
+    if arr.ndim != 2:
+        raise InvalidArgument(field, f"must be a 2-d array (n, {dim}), got shape {arr.shape}")
+    if rows is not None and arr.shape[0] != rows:
+        raise InvalidArgument(field, f"has {arr.shape[0]} rows, expected {rows} (one per document)")
+    if arr.shape[1] != dim:
+        raise InvalidArgument(field, f"has width {arr.shape[1]}, the variant's dim is {dim}")
+    finite = np.isfinite(arr).all(axis=1)  # (n,)
+    if not finite.all():
+        raise InvalidArgument(f"{field}[{int(np.argmin(finite))}]", "contains NaN or inf")
+    norms = np.linalg.norm(arr, axis=1)  # (n,)
+    zero = norms == 0
+    if zero.any():
+        raise InvalidArgument(f"{field}[{int(np.argmax(zero))}]", "is a zero vector (cannot be normalised)")
+    return np.ascontiguousarray(arr / norms[:, None], dtype=np.float32)
+
+
+def check_vectors(
+    vectors: Any, specs: Mapping[str, VariantSpec], rows: int, collection: str
+) -> dict[str, np.ndarray]:
+    if not isinstance(vectors, Mapping):
+        raise InvalidArgument("vectors", "must be a dict: variant name -> (n, dim) array")
+    for name in vectors:
+        if name not in specs:
+            raise NotFound(
+                f"vectors[{name}]", f"collection {collection!r} has no variant {name!r} (it has: {', '.join(specs)})"
+            )
+    out = {}
+    for name, spec in specs.items():
+        if name not in vectors:
+            raise InvalidArgument("vectors", f"missing variant {name!r}: every variant of {collection!r} needs vectors")
+        out[name] = unit_rows(vectors[name], f"vectors[{name}]", spec.dim, rows)
+    return out
+
+
+def check_filter(flt: Any) -> dict[str, str]:
+    if flt is None:
+        return {}
+    if not isinstance(flt, Mapping):
+        raise InvalidArgument("filter", "must be a dict of metadata key -> value")
+    for key, value in flt.items():
+        if not isinstance(key, str) or not key:
+            raise InvalidArgument("filter", f"keys must be non-empty strings, got {key!r}")
+        if not isinstance(value, str):
+            raise InvalidArgument(f"filter.{key}", f"must be a string, got {type(value).__name__}")
+    return dict(flt)
+
+
+def check_int(value: Any, field: str, low: int, high: int) -> int:
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+        raise InvalidArgument(field, f"must be an integer, got {value!r}")
+    if not low <= value <= high:
+        raise InvalidArgument(field, f"must be between {low} and {high}, got {value}")
+    return int(value)
+
+
+def check_search_params(params: Any) -> dict[str, Any]:
+    if params is None:
+        return {}
+    if not isinstance(params, Mapping):
+        raise InvalidArgument("params", "must be a dict")
+    for key, value in params.items():
+        if key == "exact":
+            if not isinstance(value, bool):
+                raise InvalidArgument("params.exact", f"must be a bool, got {value!r}")
+        elif key in ("efSearch", "nprobe"):
+            check_int(value, f"params.{key}", 1, 1 << 20)
+        else:
+            raise InvalidArgument(f"params.{key}", "unknown search parameter (known: efSearch, nprobe, exact)")
+    return dict(params)

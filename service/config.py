@@ -80,7 +80,7 @@ class LimitsSection:
     max_message_bytes: int = _f(16 * 1024 * 1024, "largest request message accepted (bytes)")
     max_texts_per_request: int = _f(1024, "documents / queries / texts per request")
     max_text_chars: int = _f(32768, "longest document text or query (characters)")
-    max_id_bytes: int = _f(512, "longest document id (UTF-8 bytes)")
+    max_id_bytes: int = _f(256, "longest document id (UTF-8 bytes)")
     max_k: int = _f(1000, "largest k of a search")
     max_offset: int = _f(10000, "largest pagination offset")
     max_filter_keys: int = _f(16, "most key=value pairs in a search filter")
@@ -207,13 +207,30 @@ class ServiceConfig:
     logging: LoggingSection = _f(doc="log format", factory=LoggingSection)
     bootstrap: BootstrapSection = _f(doc="first start", factory=BootstrapSection)
     collections: list[CollectionSection] = _f(doc="collections created at start if missing", factory=list)
+    indexer: dict[str, Any] = _f(doc="ranksearch.indexer.IndexerConfig keys (snapshot_interval_s, "
+                                 "faiss_threads, ...); request limits come from `limits`", factory=dict)
 
     def __post_init__(self):
         parse_listen(self.listen)
+        self.indexer_config()  # validates the keys, naming them as indexer.<key>
         if self.threads < 1:
             raise ConfigError("threads", f"must be >= 1, got {self.threads}")
         if self.encoder_threads < 1:
             raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
+
+    def indexer_config(self):
+        """IndexerConfig from `indexer`, with its request limits taken from `limits`."""
+        from ranksearch.indexer.config import IndexerConfig
+
+        limits = self.limits
+        derived = {"max_k": limits.max_k, "max_offset": limits.max_offset,
+                   "max_id_length": limits.max_id_bytes,
+                   "max_batch": max(10_000, limits.max_texts_per_request),
+                   "max_queries": max(1024, limits.max_texts_per_request)}
+        for key in derived:
+            if key in self.indexer:
+                raise ConfigError(f"indexer.{key}", f"set it through limits, not indexer")
+        return IndexerConfig.from_dict({**derived, **self.indexer}, prefix="indexer.")
 
     @property
     def data_path(self) -> Path:

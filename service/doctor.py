@@ -259,11 +259,15 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
     if server_running:
         return Check("index", SKIP, "the server is running (its port is in use); stop it "
                      "and re-run doctor to verify the indexes against the store")
+    from ranksearch.errors import FailedPrecondition
     from ranksearch.indexer import Indexer
 
     indexer = Indexer(data_dir)
     try:
         indexer.open()
+    except FailedPrecondition as exc:  # locked by a running server, or a newer schema
+        return Check("index", SKIP if "in use" in exc.message else FAIL, str(exc))
+    try:
         report = indexer.verify()
     finally:
         indexer.close()

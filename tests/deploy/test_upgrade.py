@@ -1,0 +1,82 @@
+"""Data written by an earlier data format opens with this build: the store migrates
+on open and every document stays searchable (fixtures in tests/deploy/fixtures/,
+written by make_upgrade_fixture.py, one folder per shipped format version)."""
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ranksearch.errors import FailedPrecondition
+from ranksearch.indexer import Indexer
+from ranksearch.indexer.store import DB_NAME, SCHEMA_VERSION
+from ranksearch.service.doctor import check_data_format
+from ranksearch.service.version import data_dir_version, version_info
+
+FIXTURES = Path(__file__).parent / "fixtures"
+sys.path.insert(0, str(FIXTURES))
+from make_upgrade_fixture import fixture_vectors  # noqa: E402
+
+FIXTURE_DIRS = sorted(FIXTURES.glob("data-v*"))
+
+
+def test_there_is_a_fixture_for_every_format_up_to_the_current_one():
+    versions = sorted(int(p.name.removeprefix("data-v")) for p in FIXTURE_DIRS)
+    assert versions == list(range(1, SCHEMA_VERSION + 1)), (
+        "run tests/deploy/fixtures/make_upgrade_fixture.py after raising SCHEMA_VERSION")
+
+
+@pytest.fixture(params=FIXTURE_DIRS, ids=lambda p: p.name)
+def old_data(request, tmp_path) -> tuple[Path, dict]:
+    data = tmp_path / "data"
+    shutil.copytree(request.param, data)
+    return data, json.loads((data / "FIXTURE.json").read_text())
+
+
+def test_old_data_is_migrated_on_open_and_stays_searchable(old_data):
+    data, meta = old_data
+    assert data_dir_version(data) == meta["schema_version"]
+    vecs = fixture_vectors(seed=meta["vector_seed"])  # (n, dim)
+    indexer = Indexer(data)
+    indexer.open()
+    try:
+        assert data_dir_version(data) == SCHEMA_VERSION  # migrated during open
+        info = indexer.get_collection(meta["collection"])
+        assert info.documents == meta["documents"]
+        live = [i for i in range(len(vecs)) if f"doc-{i:02d}" not in meta["deleted"]]
+        for variant in meta["variants"]:
+            hits = indexer.search(meta["collection"], variant, vecs[live], k=1)
+            assert [h[0].id for h in hits] == [f"doc-{i:02d}" for i in live], variant
+        got = indexer.get(meta["collection"], ["doc-00", "doc-23"])
+        assert [d.id for d in got] == ["doc-00"]
+        assert got[0].text == "fixture document number 0"
+        assert got[0].metadata == {"parity": "0"}
+        report = indexer.verify()
+        assert report["ok"], report["problems"]
+    finally:
+        indexer.close()
+    assert check_data_format(data).status == "ok"
+    assert version_info(data)["data_format"] == {
+        "supported": SCHEMA_VERSION, "data_dir": str(data), "found": SCHEMA_VERSION}
+
+
+def test_data_from_a_newer_release_is_refused_with_the_versions_named(tmp_path):
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURE_DIRS[-1], data)
+    conn = sqlite3.connect(data / DB_NAME)
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION + 1,))
+    conn.commit()
+    conn.close()
+    check = check_data_format(data)
+    assert check.status == "fail"
+    assert f"schema version {SCHEMA_VERSION + 1}, newer than this build supports " \
+           f"({SCHEMA_VERSION})" in check.detail
+    with pytest.raises(FailedPrecondition) as exc:
+        Indexer(data).open()
+    assert exc.value.field == "data_dir"
+    assert f"schema version {SCHEMA_VERSION + 1} is newer" in exc.value.message

@@ -338,6 +338,16 @@ def load_beir(path: Path | str, split: str = "test", strict: bool = True) -> Bei
     return Beir(corpus=corpus, queries=queries, qrels=qrels, split=split, problems=problems)
 
 
+def document_text(doc: dict[str, str]) -> str:
+    """The text to encode (or to index lexically) for a BEIR document: ``title: text``.
+
+    Training, the BM25 baseline and evaluation should all use this one function so
+    that a model is evaluated on the document form it was trained on.
+    """
+    title, text = doc.get("title", ""), doc.get("text", "")
+    return f"{title}: {text}" if title else text
+
+
 def available_splits(path: Path | str) -> list[str]:
     """Names of the qrels splits in a BEIR folder (sorted)."""
     return sorted(p.stem for p in (Path(path) / "qrels").glob("*.tsv"))

@@ -1,0 +1,358 @@
+"""Contrastive training of a ranked encoder from scratch on a local corpus.
+
+``train_model(corpus, out, config, steps, seed)``:
+
+1. trains a WordPiece tokenizer on the corpus (`tokenizer.py`) and sets the config's
+   ``vocab_size`` to its size;
+2. builds (query, document) pairs: from ``qrels/train.tsv`` when the corpus has one,
+   otherwise self-supervised pairs of two random word spans of the same document
+   (independent cropping, as in Contriever, Izacard et al. 2021); ``pairs="mixed"``
+   uses both;
+3. optimises sentence-transformers' `MultipleNegativesRankingLoss` (in-batch
+   negatives) with AdamW, linear warm-up and linear decay, in a plain torch loop —
+   simpler to make deterministic and resumable than the sentence-transformers Trainer.
+
+Determinism: the batch of step ``s`` is a pure function of ``(seed, s)`` (epoch
+permutations from ``torch.Generator().manual_seed(seed + epoch)``, span offsets from
+``random.Random`` seeded by a string), model initialisation and dropout use the torch
+RNG seeded with ``seed``, and a checkpoint stores the torch RNG state. So a run that
+is interrupted and resumed gives bit-identical weights to an uninterrupted one (on
+the same machine and thread count).
+
+Checkpoints: every ``checkpoint_every`` steps (and on Ctrl-C) into
+``out/checkpoints/`` — ``state.pt`` (model, optimizer, scheduler, step, RNG state,
+settings) written to a temporary file and renamed, plus the tokenizer. With
+``resume=True`` a run picks up from the checkpoint if its settings match and refuses
+(FailedPrecondition naming the setting) if they differ. At the end the model folder
+is written to a temporary sibling and swapped into ``out``; the checkpoints are then
+removed, and ``out/training.json`` records the resolved config, steps, seed, corpus,
+final loss and wall time.
+"""
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
+
+from ranksearch.errors import FailedPrecondition, InvalidArgument  # noqa: E402
+
+from .config import EncoderConfig  # noqa: E402
+from .corpus import available_splits, document_text, iter_documents, load_beir, resolve_corpus  # noqa: E402
+from .tokenizer import train_tokenizer  # noqa: E402
+
+CHECKPOINT_DIR = "checkpoints"
+STATE_FILE = "state.pt"
+TRAINING_FILE = "training.json"
+PAIR_MODES = ("auto", "qrels", "spans", "mixed")
+#: Span lengths (words) for self-supervised pairs.
+SPAN_MIN_WORDS, SPAN_MAX_WORDS = 8, 64
+
+
+@dataclass(frozen=True)
+class TrainSettings:
+    """Everything that determines the trained weights (besides the corpus content)."""
+
+    steps: int
+    seed: int
+    batch_size: int
+    lr: float
+    warmup: int
+    weight_decay: float
+    max_seq_length: int
+    vocab_size: int
+    pairs: str
+    scale: float
+
+    def validate(self) -> None:
+        for name in ("steps", "batch_size", "max_seq_length", "vocab_size"):
+            if getattr(self, name) < 1:
+                raise InvalidArgument(name, f"must be >= 1, got {getattr(self, name)}")
+        if self.batch_size < 2:
+            raise InvalidArgument("batch_size", f"must be >= 2 for in-batch negatives, got {self.batch_size}")
+        if not self.lr > 0:
+            raise InvalidArgument("lr", f"must be > 0, got {self.lr}")
+        if self.warmup < 0:
+            raise InvalidArgument("warmup", f"must be >= 0, got {self.warmup}")
+        if self.pairs not in PAIR_MODES:
+            raise InvalidArgument("pairs", f"must be one of {PAIR_MODES}, got {self.pairs!r}")
+
+
+# ----------------------------------------------------------------------------------
+# Data
+
+
+@dataclass(frozen=True)
+class Example:
+    """A training example: a fixed (query, document) pair, or a document whose two
+    spans are drawn per epoch (``query is None``)."""
+
+    query: str | None
+    document: str
+
+
+def load_texts(corpus: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """(document id -> text, (query, document text) pairs from qrels/train.tsv)."""
+    if corpus.is_file():  # plain JSONL of documents: no queries
+        docs = {d.id: (f"{d.title}: {d.text}" if d.title else d.text) for d in iter_documents(corpus)}
+        return docs, []
+    if "train" in available_splits(corpus):
+        beir = load_beir(corpus, split="train")
+        docs = {doc_id: document_text(doc) for doc_id, doc in beir.corpus.items()}
+        pairs = [(beir.queries[qid], docs[doc_id])
+                 for qid in sorted(beir.qrels) for doc_id, score in sorted(beir.qrels[qid].items()) if score > 0]
+        return docs, pairs
+    docs = {d.id: (f"{d.title}: {d.text}" if d.title else d.text) for d in iter_documents(corpus)}
+    return docs, []
+
+
+def build_examples(docs: dict[str, str], pairs: list[tuple[str, str]], mode: str) -> list[Example]:
+    if mode == "qrels" and not pairs:
+        raise InvalidArgument("pairs", "'qrels' needs a corpus with qrels/train.tsv")
+    use_pairs = mode in ("qrels", "mixed") or (mode == "auto" and pairs)
+    use_spans = mode in ("spans", "mixed") or (mode == "auto" and not pairs)
+    examples = [Example(q, d) for q, d in pairs] if use_pairs else []
+    if use_spans:
+        examples += [Example(None, text) for _, text in sorted(docs.items()) if text.strip()]
+    if len(examples) < 2:
+        raise InvalidArgument("corpus", f"has {len(examples)} usable training examples; need at least 2")
+    return examples
+
+
+def _span(words: list[str], rng: random.Random) -> str:
+    if len(words) <= SPAN_MIN_WORDS:
+        return " ".join(words)
+    length = rng.randint(SPAN_MIN_WORDS, min(SPAN_MAX_WORDS, len(words)))
+    start = rng.randint(0, len(words) - length)
+    return " ".join(words[start:start + length])
+
+
+def batch_for_step(examples: list[Example], step: int, batch_size: int, seed: int) -> tuple[list[str], list[str]]:
+    """The (queries, documents) of step `step` (0-based): a pure function of its inputs.
+
+    Batches never straddle epochs; each epoch is a fresh permutation, and the trailing
+    partial batch is dropped, so a batch never holds the same example twice.
+    """
+    batch_size = min(batch_size, len(examples))
+    per_epoch = len(examples) // batch_size
+    epoch, index = divmod(step, per_epoch)
+    order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
+    queries, documents = [], []
+    for i in order[index * batch_size:(index + 1) * batch_size]:
+        ex = examples[i]
+        if ex.query is not None:
+            queries.append(ex.query)
+            documents.append(ex.document)
+        else:
+            rng = random.Random(f"{seed}:{epoch}:{i}")
+            words = ex.document.split()
+            queries.append(_span(words, rng))
+            documents.append(_span(words, rng))
+    return queries, documents
+
+
+# ----------------------------------------------------------------------------------
+# Training
+
+
+def _lr_lambda(warmup: int, steps: int):
+    def factor(step: int) -> float:  # step = number of optimizer steps taken so far
+        if step < warmup:
+            return (step + 1) / warmup
+        return max(0.0, (steps - step) / max(1, steps - warmup))
+    return factor
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def _settings_diff(saved: dict, wanted: dict) -> str | None:
+    """The first differing setting, e.g. ``settings.seed (before: 1, now: 2)``."""
+    saved, wanted = _flatten(saved), _flatten(wanted)
+    for key in sorted(set(saved) | set(wanted)):
+        if saved.get(key) != wanted.get(key):
+            return f"{key} (before: {saved.get(key)!r}, now: {wanted.get(key)!r})"
+    return None
+
+
+def _atomic_torch_save(obj, path: Path) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(obj, tmp)
+    with open(tmp, "rb") as f:
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+
+
+def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, steps: int, seed: int,
+                batch_size: int = 32, lr: float = 5e-4, resume: bool = True, *,
+                warmup: int | None = None, weight_decay: float = 0.01, max_seq_length: int = 128,
+                vocab_size: int = 8000, pairs: str = "auto", scale: float = 20.0,
+                checkpoint_every: int | None = None, threads: int | None = None,
+                show_progress: bool = True, stop_after: int | None = None) -> Path:
+    """Train a ranked encoder on `corpus` (a name such as "stdlib", a BEIR folder or a
+    JSONL of documents) and write the model folder `out`; returns `out`.
+
+    `stop_after` ends the run after that many steps with a checkpoint and no model
+    folder, as an interruption would (used by tests and for time-boxed runs); a later
+    call with the same settings resumes from it.
+    """
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    from .st_module import new_sentence_transformer
+
+    started = time.perf_counter()
+    corpus_path = resolve_corpus(corpus)
+    out = Path(out)
+    settings = TrainSettings(
+        steps=int(steps), seed=int(seed), batch_size=int(batch_size), lr=float(lr),
+        warmup=int(warmup if warmup is not None else min(100, steps // 10)),
+        weight_decay=float(weight_decay), max_seq_length=int(max_seq_length),
+        vocab_size=int(vocab_size), pairs=pairs, scale=float(scale))
+    settings.validate()
+    if max_seq_length > config.max_len:
+        raise InvalidArgument("max_seq_length", f"is {max_seq_length} but the config's max_len is {config.max_len}")
+    checkpoint_every = checkpoint_every or max(1, min(500, steps // 4))
+    wanted = {"settings": settings.__dict__, "config": config.to_dict(), "corpus": str(corpus)}
+
+    if (out / TRAINING_FILE).is_file():  # a finished model is already there
+        done = json.loads((out / TRAINING_FILE).read_text(encoding="utf-8"))
+        diff = _settings_diff(done.get("request", {}), wanted)
+        if resume and diff is None:
+            return out
+        if resume:
+            raise FailedPrecondition("out", f"{out} already holds a model trained with a different {diff};"
+                                     " choose another output folder or pass resume=False (--no-resume)")
+    ckpt_dir = out / CHECKPOINT_DIR
+    state_path = ckpt_dir / STATE_FILE
+    if not resume and out.exists():
+        shutil.rmtree(out)
+
+    if threads:
+        torch.set_num_threads(int(threads))
+    docs, qrel_pairs = load_texts(corpus_path)
+    examples = build_examples(docs, qrel_pairs, settings.pairs)
+
+    state = None
+    if resume and state_path.is_file():
+        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        diff = _settings_diff(state["request"], wanted)
+        if diff is not None:
+            raise FailedPrecondition("out", f"{ckpt_dir} holds a checkpoint of a run with a different {diff};"
+                                     " choose another output folder or pass resume=False (--no-resume)")
+        from transformers import AutoTokenizer
+        tokenizer = AutoTokenizer.from_pretrained(str(ckpt_dir / "tokenizer"), local_files_only=True)
+    else:
+        texts = list(docs.values()) + [q for q, _ in qrel_pairs]
+        tokenizer = train_tokenizer(texts, vocab_size=settings.vocab_size, model_max_length=config.max_len)
+
+    resolved = config.with_overrides(vocab_size=len(tokenizer))
+    torch.manual_seed(settings.seed)
+    model = new_sentence_transformer(resolved, tokenizer, max_seq_length=settings.max_seq_length)
+    loss_fn = MultipleNegativesRankingLoss(model, scale=settings.scale)
+    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
+                                   {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup, settings.steps))
+    start, losses = 0, []
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        start, losses = state["step"], state["losses"]
+
+    def save_checkpoint(step: int) -> None:
+        ckpt_dir.mkdir(parents=True, exist_ok=True)
+        if not (ckpt_dir / "tokenizer").is_dir():
+            tokenizer.save_pretrained(str(ckpt_dir / "tokenizer"))
+        _atomic_torch_save({
+            "request": wanted, "step": step, "losses": losses, "model": model.state_dict(),
+            "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+        }, state_path)
+
+    model.train()
+    end = settings.steps if stop_after is None else min(settings.steps, int(stop_after))
+    bar = tqdm(total=settings.steps, initial=start, desc="train", unit="step", disable=not show_progress,
+               file=sys.stderr, dynamic_ncols=True)
+    step = start
+    try:
+        for step in range(start, end):
+            queries, documents = batch_for_step(examples, step, settings.batch_size, settings.seed)
+            features = [model.preprocess(queries), model.preprocess(documents)]
+            loss = loss_fn(features, None)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+            scheduler.step()
+            losses.append(float(loss.detach()))
+            bar.update(1)
+            bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
+            if (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
+                save_checkpoint(step + 1)
+        step = end
+    except KeyboardInterrupt:
+        save_checkpoint(len(losses))  # the steps actually completed
+        bar.close()
+        raise
+    bar.close()
+    if end < settings.steps:
+        save_checkpoint(end)
+        return out
+
+    model.eval()
+    tail = losses[-min(len(losses), 20):]
+    record = {
+        "request": wanted,
+        "config": resolved.to_dict(),
+        "steps": settings.steps,
+        "seed": settings.seed,
+        "corpus": str(corpus),
+        "corpus_path": str(corpus_path),
+        "training_examples": len(examples),
+        "pairs_from_qrels": len(qrel_pairs) if settings.pairs != "spans" else 0,
+        "final_loss": sum(tail) / len(tail) if tail else math.nan,
+        "loss_first_last": [losses[0], losses[-1]] if losses else [],
+        "wall_time_s": round(time.perf_counter() - started, 2),
+        "resumed_from_step": state["step"] if state is not None else 0,
+        "threads": torch.get_num_threads(),
+        "versions": {"python": sys.version.split()[0], "torch": torch.__version__},
+    }
+    _write_model_folder(model, out, record)
+    return out
+
+
+def _write_model_folder(model, out: Path, record: dict) -> None:
+    """Save into a temporary sibling, then swap it into `out` (dropping checkpoints)."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.partial")
+    old = out.with_name(f".{out.name}.old")
+    for stale in (tmp, old):
+        if stale.exists():
+            shutil.rmtree(stale)
+    model.save(str(tmp))
+    (tmp / TRAINING_FILE).write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    if out.exists():
+        os.replace(out, old)
+    os.replace(tmp, out)
+    shutil.rmtree(old, ignore_errors=True)

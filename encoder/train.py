@@ -203,7 +203,7 @@ def _atomic_torch_save(obj, path: Path) -> None:
 
 def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, steps: int, seed: int,
                 batch_size: int = 32, lr: float = 5e-4, resume: bool = True, *,
-                warmup: int | None = None, weight_decay: float = 0.01, max_seq_length: int = 128,
+                warmup: int | None = None, weight_decay: float = 0.01, max_seq_length: int = 64,
                 vocab_size: int = 8000, pairs: str = "auto", scale: float = 20.0,
                 checkpoint_every: int | None = None, threads: int | None = None,
                 show_progress: bool = True, stop_after: int | None = None) -> Path:

@@ -96,6 +96,8 @@ class RankedEncoder(nn.Module):
         """input_ids (b, t); attention_mask (b, t), 1/True = real token.
         ``reference=True`` runs every attention through its explicit-softmax path."""
         mask = None if attention_mask is None else attention_mask.bool()  # (b, t)
+        if mask is not None and bool(mask.all()):
+            mask = None  # no padding: lets SDPA take its unmasked fast path
         x = self.embed(input_ids, token_type_ids)
         for block in self.blocks:
             x = block(x, mask, block.attn.reference if reference else None)

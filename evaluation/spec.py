@@ -1,0 +1,264 @@
+"""Variants spec: a YAML file -> typed, resolved variants.
+
+```yaml
+name: minilm_ranks
+baseline: full            # a variant name (after sweep expansion)
+attention_check: baseline # baseline | all | none: uniform-attention ablation + entropy
+index: {kind: flat}       # default index for every variant
+variants:
+  - name: r
+    convert: {source: default, rank: [4, 8, 16]}   # sweep -> r4, r8, r16
+  - name: full
+    convert: {source: default, rank: null}         # null = keep full rank
+  - name: scratch
+    train: {preset: small, heads: 4, rank: [2, 8, 32], steps: 600}
+    seeds: [0, 1]
+    sweep: fixed_budget   # fixed_heads (default) | fixed_budget: heads = qk_budget / rank
+    qk_budget: 64
+```
+
+A list under ``rank`` expands into one variant per value, named ``{name}{rank}`` (or
+``{name}-r{rank}`` when the name ends in a digit). BM25 is always added as a lexical
+reference named ``bm25``. Unknown keys raise `ConfigError` naming the key.
+"""
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ranksearch.errors import ConfigError
+
+BM25_NAME = "bm25"
+ATTENTION_CHECKS = ("baseline", "all", "none")
+SWEEPS = ("fixed_heads", "fixed_budget")
+INDEX_KINDS = ("flat", "hnsw", "ivf")
+
+
+def _reject_unknown(data: dict, known: list[str], where: str) -> None:
+    if not isinstance(data, dict):
+        raise ConfigError(where, f"must be a mapping, got {type(data).__name__}")
+    for key in data:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), known, n=2)
+            hint = f"; did you mean {close[0]!r}?" if close else ""
+            field_name = f"{where}.{key}" if where else str(key)
+            raise ConfigError(field_name, f"unknown key{hint} (known: {', '.join(known)})")
+
+
+@dataclass
+class TrainSource:
+    """Train a ranked encoder from scratch on the corpus's train split (or the corpus)."""
+    preset: str = "small"
+    heads: int | None = None
+    rank: int | None = None
+    value_dim: int | None = None
+    layers: int | None = None
+    steps: int = 500
+    batch_size: int = 32
+    seed: int = 0
+    overrides: dict = field(default_factory=dict)  # any other EncoderConfig setting
+
+    def encoder_config(self):
+        from ranksearch.encoder.config import EncoderConfig
+
+        over = {k: v for k, v in (("heads", self.heads), ("rank", self.rank),
+                                  ("value_dim", self.value_dim), ("layers", self.layers))
+                if v is not None}
+        return EncoderConfig.preset(self.preset, **{**self.overrides, **over})
+
+
+@dataclass
+class ConvertSource:
+    """Convert a local model folder (``default`` = all-MiniLM-L6-v2 from its wheel) to
+    rank K (None = full rank, exact), optionally with a short distillation."""
+    source: str = "default"
+    rank: int | None = None
+    distill_steps: int = 0
+
+
+@dataclass
+class FolderSource:
+    """An existing model folder, used as is."""
+    path: str = ""
+
+
+@dataclass
+class VariantSpec:
+    name: str
+    kind: str                                  # "train" | "convert" | "folder" | "bm25"
+    source: TrainSource | ConvertSource | FolderSource | None
+    index: dict = field(default_factory=lambda: {"kind": "flat"})
+    seeds: list[int] = field(default_factory=lambda: [0])
+
+    @property
+    def rank(self) -> int | None:
+        return getattr(self.source, "rank", None)
+
+    def resolved(self, seed: int | None = None) -> dict:
+        src = asdict(self.source) if self.source is not None else None
+        if seed is not None and self.kind == "train":
+            src = {**src, "seed": seed}
+        return {"name": self.name, "kind": self.kind, "source": src, "index": self.index}
+
+    def model_key(self, seed: int = 0) -> str:
+        """Hash of what determines the model (not the name or the index)."""
+        d = self.resolved(seed)
+        payload = json.dumps({"kind": d["kind"], "source": d["source"]}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+@dataclass
+class EvalSpec:
+    name: str
+    baseline: str
+    variants: list[VariantSpec]
+    attention_check: str = "baseline"
+    max_p: float = 0.05
+    stat_test: str = "student"
+    latency_queries: int = 100
+    top_k: int = 100
+
+    def variant(self, name: str) -> VariantSpec:
+        for v in self.variants:
+            if v.name == name:
+                return v
+        raise ConfigError("baseline", f"no variant named {name!r}")
+
+    def to_dict(self) -> dict:
+        return {"name": self.name, "baseline": self.baseline,
+                "attention_check": self.attention_check, "max_p": self.max_p,
+                "stat_test": self.stat_test, "latency_queries": self.latency_queries,
+                "top_k": self.top_k,
+                "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
+
+
+_TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
+             "stat_test", "latency_queries", "top_k"]
+_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget"]
+_SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
+
+
+def _typed(cls, data: Any, where: str):
+    if cls is FolderSource and isinstance(data, str):
+        data = {"path": data}
+    known = list(cls.__dataclass_fields__)
+    _reject_unknown(data, known, where)
+    try:
+        return cls(**data)
+    except TypeError as exc:
+        raise ConfigError(where, str(exc)) from None
+
+
+def _check_index(index: Any, where: str) -> dict:
+    _reject_unknown(index, ["kind", "params"], where)
+    kind = index.get("kind", "flat")
+    if kind not in INDEX_KINDS and "," not in str(kind):
+        raise ConfigError(f"{where}.kind", f"must be one of {INDEX_KINDS} or a FAISS factory "
+                          f"string, got {kind!r}")
+    return {"kind": kind, "params": dict(index.get("params") or {})}
+
+
+def _int_or_none(value, where: str):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ConfigError(where, f"must be a positive integer, got {value!r}")
+    return value
+
+
+def _expand(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
+    _reject_unknown(raw, _VARIANT_KEYS, where)
+    name = raw.get("name")
+    if not isinstance(name, str) or not name:
+        raise ConfigError(f"{where}.name", "is required (a non-empty string)")
+    where = f"variants.{name}"
+    kinds = [k for k in _SOURCES if k in raw]
+    if len(kinds) != 1:
+        raise ConfigError(where, f"needs exactly one of train / convert / folder, got {kinds or 'none'}")
+    kind = kinds[0]
+    body = raw[kind]
+    index = _check_index(raw.get("index", default_index), f"{where}.index")
+    seeds = raw.get("seeds", [0])
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        seeds = list(range(seeds))
+    if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
+        raise ConfigError(f"{where}.seeds", f"must be a list of integers or a count, got {seeds!r}")
+    if len(seeds) > 1 and kind != "train":
+        raise ConfigError(f"{where}.seeds", f"only train variants have seeds ({kind} is deterministic)")
+    sweep = raw.get("sweep", "fixed_heads")
+    if sweep not in SWEEPS:
+        raise ConfigError(f"{where}.sweep", f"must be one of {SWEEPS}, got {sweep!r}")
+    if kind == "folder":
+        return [VariantSpec(name, kind, _typed(FolderSource, body, f"{where}.folder"), index, seeds)]
+    if not isinstance(body, dict):
+        raise ConfigError(f"{where}.{kind}", f"must be a mapping, got {type(body).__name__}")
+    ranks = body.get("rank")
+    swept = isinstance(ranks, list)
+    out = []
+    for rank in (ranks if swept else [ranks]):
+        _int_or_none(rank, f"{where}.{kind}.rank")
+        entry = {**body, "rank": rank}
+        if kind == "train" and sweep == "fixed_budget":
+            budget = _int_or_none(raw.get("qk_budget"), f"{where}.qk_budget")
+            if budget is None or rank is None or budget % rank:
+                raise ConfigError(f"{where}.qk_budget", f"fixed_budget needs qk_budget divisible by "
+                                  f"every rank (heads = qk_budget / rank), got {budget!r} and rank {rank!r}")
+            entry["heads"] = budget // rank
+        elif "qk_budget" in raw:
+            raise ConfigError(f"{where}.qk_budget", "only used with sweep: fixed_budget on train variants")
+        vname = name if not swept else (f"{name}-r{rank}" if name[-1].isdigit() else f"{name}{rank}")
+        src = _typed(_SOURCES[kind], entry, f"variants.{vname}.{kind}")
+        if kind == "train":
+            src.encoder_config()  # validate the config now, naming the setting
+        out.append(VariantSpec(vname, kind, src, index, list(seeds)))
+    return out
+
+
+def parse_spec(data: Any) -> EvalSpec:
+    _reject_unknown(data, _TOP_KEYS, "")
+    raw_variants = data.get("variants")
+    if not isinstance(raw_variants, list) or not raw_variants:
+        raise ConfigError("variants", "must be a non-empty list")
+    default_index = data.get("index", {"kind": "flat"})
+    variants: list[VariantSpec] = []
+    for i, raw in enumerate(raw_variants):
+        variants.extend(_expand(raw, f"variants[{i}]", default_index))
+    names = [v.name for v in variants]
+    for n in names:
+        if names.count(n) > 1:
+            raise ConfigError(f"variants.{n}", "duplicate variant name")
+        if n == BM25_NAME:
+            raise ConfigError(f"variants.{n}", f"{BM25_NAME!r} is reserved for the lexical reference")
+    baseline = data.get("baseline")
+    if baseline not in names:
+        close = difflib.get_close_matches(str(baseline), names, n=2)
+        raise ConfigError("baseline", f"must name a variant, got {baseline!r}"
+                          + (f"; did you mean {close[0]!r}?" if close else f" (variants: {names})"))
+    check = data.get("attention_check", "baseline")
+    if check not in ATTENTION_CHECKS:
+        raise ConfigError("attention_check", f"must be one of {ATTENTION_CHECKS}, got {check!r}")
+    stat = data.get("stat_test", "student")
+    if stat not in ("student", "fisher", "Tukey"):
+        raise ConfigError("stat_test", f"must be student, fisher or Tukey, got {stat!r}")
+    variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
+    return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
+                    attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
+                    latency_queries=int(data.get("latency_queries", 100)),
+                    top_k=int(data.get("top_k", 100)))
+
+
+def load_spec(path: Path | str) -> EvalSpec:
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError("spec", f"{path} not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise ConfigError("spec", f"{path}: invalid YAML ({exc})") from None
+    return parse_spec(data)

@@ -1,0 +1,176 @@
+"""Report text in English and Japanese: one table, one key per phrase.
+
+``text(lang, key, **fmt)`` looks a key up; a key missing from a language renders as
+``[[key]]`` so an untranslated phrase is visible on the page and caught by the tests.
+Figures keep English axis labels (no CJK font is assumed on the server).
+"""
+from __future__ import annotations
+
+LANGS = ("en", "ja")
+MISSING = "[[{key}]]"
+
+STRINGS: dict[str, dict[str, str]] = {
+    "en": {
+        "eval_title": "Rank evaluation: {corpus}",
+        "probe_title": "Synthetic rank probe: {task} neighbour, d={dim}, N={points}",
+        "generated": "Generated {created} from results.json (git {git}).",
+        "section_summary": "Summary",
+        "section_recommendation": "Recommendation",
+        "section_attention": "Does the encoder use its attention?",
+        "section_plots": "Quality, latency and cost",
+        "section_significance": "Significance against the baseline",
+        "section_roi": "Business impact (ROI)",
+        "section_setup": "Setup: hardware, versions, corpus",
+        "section_probe_table": "Results per rank",
+        "section_probe_plot": "Error per rank",
+        "section_baselines": "Trivial baselines",
+        "col_variant": "Variant", "col_rank": "Rank", "col_heads": "Heads",
+        "col_ndcg": "nDCG@10", "col_mrr": "MRR@10", "col_r1": "R@1", "col_r10": "R@10",
+        "col_r100": "R@100", "col_sig": "vs baseline", "col_enc_qps": "Docs/s",
+        "col_qenc": "Query enc p50/p95 ms", "col_search": "Search p50/p95 ms",
+        "col_e2e": "Service p50/p95 ms", "col_flops": "GFLOPs/token",
+        "col_params": "Params (M)", "col_size": "Model MB", "col_index": "Index MB",
+        "col_far": "Farthest agreement", "col_seeds": "Seeds",
+        "col_mse": "MSE (mean over seeds)", "col_mse_range": "MSE min–max",
+        "col_acc": "Top-1 accuracy", "col_qk": "Q/K params",
+        "col_metric": "Metric", "col_pvalue": "p-value", "col_delta": "Δ vs baseline",
+        "col_test": "Test", "col_layer": "Layer", "col_entropy": "Normalised entropy",
+        "col_baseline": "Predictor",
+        "sig_legend": "▲ significantly better, ▼ significantly worse than the baseline "
+                      "({test}, p < {max_p}); – not significant.",
+        "baseline_marker": "baseline",
+        "recommend": "Recommended: <b>{name}</b> — the cheapest variant (fewest FLOPs per "
+                     "token, then lowest query latency) whose nDCG@10 ({ndcg}) is not "
+                     "significantly worse than the best ({best}, {best_ndcg}).",
+        "recommend_none": "No recommendation: no variant has quality results.",
+        "recommend_same": "The best variant is also the cheapest that matches it.",
+        "attention_intro": "Quality drop when every attention layer is replaced by uniform "
+                           "attention (mean of the values over real tokens), and attention "
+                           "entropy per layer (1.0 = uniform). If the drop is near zero, the "
+                           "encoder does not use attention and its rank cannot matter.",
+        "attention_drop": "{name}: nDCG@10 {full} with attention, {ablated} with uniform "
+                          "attention (drop {drop}).",
+        "attention_verdict_uses": "The encoder uses its attention: comparing ranks is meaningful.",
+        "attention_verdict_unused": "Warning: the encoder barely uses its attention "
+                                    "(drop < {threshold}); rank differences will be noise.",
+        "attention_none": "No attention check was run (spec: attention_check: none).",
+        "plot_quality_rank": "Quality vs rank",
+        "plot_latency_rank": "Latency vs rank",
+        "plot_pareto": "Quality vs latency (Pareto frontier marked)",
+        "plot_probe": "MSE per rank (log scale) with trivial baselines",
+        "roi_intro": "Differences from the baseline turned into money with the assumptions "
+                     "below. A query counts as answered when a relevant document is in the "
+                     "top 10 (hit rate@10). Compute cost scales with measured single-query "
+                     "CPU time.",
+        "roi_assumptions": "Assumptions",
+        "roi_daily": "Net per day", "roi_yearly": "Net per year",
+        "roi_value": "Δ value per day", "roi_compute": "Δ compute cost per day",
+        "roi_hits": "Hit rate@10", "roi_latency_ok": "Within latency budget",
+        "roi_none": "No business inputs given (run with --roi FILE).",
+        "yes": "yes", "no": "no",
+        "setup_hardware": "Hardware", "setup_versions": "Versions", "setup_corpus": "Corpus",
+        "setup_machine_note": "Measured on this machine in the same run; latency is per "
+                              "single query on {threads} thread(s).",
+        "corpus_stats": "{docs} documents, {queries} test queries, {qrels} relevance judgements.",
+        "probe_intro": "One attention layer (the encoder's RankedAttention) trained to return "
+                       "the {task} point of {points} points on the unit sphere in {dim} "
+                       "dimensions. Heads per rank: {budget}. Full rank can represent the "
+                       "target exactly; lower rank cannot (Amsel, Yehudai & Bruna 2024).",
+        "budget_equal": "equal query/key budget (heads·rank ≥ dim)",
+        "budget_fixed": "fixed head count",
+        "probe_effect_yes": "The rank effect is reproduced: full rank reaches MSE {full}, "
+                            "the best lower rank only {best_low} ({ratio}× higher) with an "
+                            "equal or larger query/key budget.",
+        "probe_effect_no": "The rank effect is NOT clearly reproduced in this run: full rank "
+                           "MSE {full}, best lower rank {best_low}.",
+        "baseline_zero": "Zero vector",
+        "baseline_attention_free": "Best attention-free (least squares on token and set mean)",
+        "footer": "Self-contained report: no external resources. ranksearch {version}.",
+    },
+    "ja": {
+        "eval_title": "ランク評価: {corpus}",
+        "probe_title": "合成ランクプローブ: {task}近傍, d={dim}, N={points}",
+        "generated": "results.json から {created} に生成 (git {git})。",
+        "section_summary": "概要",
+        "section_recommendation": "推奨",
+        "section_attention": "エンコーダはアテンションを使っているか",
+        "section_plots": "品質・レイテンシ・コスト",
+        "section_significance": "ベースラインとの有意差",
+        "section_roi": "ビジネス効果 (ROI)",
+        "section_setup": "実行環境: ハードウェア・バージョン・コーパス",
+        "section_probe_table": "ランク別の結果",
+        "section_probe_plot": "ランク別の誤差",
+        "section_baselines": "自明な基準予測",
+        "col_variant": "バリアント", "col_rank": "ランク", "col_heads": "ヘッド数",
+        "col_ndcg": "nDCG@10", "col_mrr": "MRR@10", "col_r1": "R@1", "col_r10": "R@10",
+        "col_r100": "R@100", "col_sig": "ベースライン比", "col_enc_qps": "文書/秒",
+        "col_qenc": "クエリ符号化 p50/p95 ms", "col_search": "検索 p50/p95 ms",
+        "col_e2e": "サービス経由 p50/p95 ms", "col_flops": "GFLOPs/トークン",
+        "col_params": "パラメータ数 (百万)", "col_size": "モデル MB", "col_index": "索引 MB",
+        "col_far": "最遠点一致率", "col_seeds": "シード数",
+        "col_mse": "MSE (シード平均)", "col_mse_range": "MSE 最小–最大",
+        "col_acc": "Top-1 正解率", "col_qk": "Q/K パラメータ数",
+        "col_metric": "指標", "col_pvalue": "p 値", "col_delta": "ベースラインとの差",
+        "col_test": "検定", "col_layer": "層", "col_entropy": "正規化エントロピー",
+        "col_baseline": "予測器",
+        "sig_legend": "▲ ベースラインより有意に良い、▼ 有意に悪い ({test}, p < {max_p})、"
+                      "– 有意差なし。",
+        "baseline_marker": "ベースライン",
+        "recommend": "推奨: <b>{name}</b> — nDCG@10 ({ndcg}) が最良 ({best}, {best_ndcg}) "
+                     "より有意に劣らないバリアントのうち、最も安価なもの (トークンあたり "
+                     "FLOPs が最小、次にクエリレイテンシが最小)。",
+        "recommend_none": "推奨なし: 品質結果のあるバリアントがありません。",
+        "recommend_same": "最良のバリアント自身が、それに並ぶ最も安価なバリアントです。",
+        "attention_intro": "すべてのアテンション層を一様アテンション (実トークン上の値の平均) に"
+                           "置き換えたときの品質低下と、層ごとのアテンションエントロピー "
+                           "(1.0 = 一様)。低下がほぼゼロなら、エンコーダはアテンションを使って"
+                           "おらず、ランクは意味を持ちません。",
+        "attention_drop": "{name}: アテンションありで nDCG@10 {full}、一様アテンションで "
+                          "{ablated} (低下 {drop})。",
+        "attention_verdict_uses": "エンコーダはアテンションを使っています: ランクの比較は有意義です。",
+        "attention_verdict_unused": "警告: エンコーダはアテンションをほとんど使っていません "
+                                    "(低下 < {threshold})。ランクの差はノイズになります。",
+        "attention_none": "アテンション検査は実行されていません (spec: attention_check: none)。",
+        "plot_quality_rank": "品質とランク",
+        "plot_latency_rank": "レイテンシとランク",
+        "plot_pareto": "品質とレイテンシ (パレートフロンティアを表示)",
+        "plot_probe": "ランク別 MSE (対数軸) と自明な基準",
+        "roi_intro": "ベースラインとの差を、以下の前提で金額に換算します。関連文書が上位 10 件に"
+                     "入ったクエリを「回答できた」と数えます (hit rate@10)。計算コストは"
+                     "実測した 1 クエリあたりの CPU 時間に比例します。",
+        "roi_assumptions": "前提",
+        "roi_daily": "1 日あたりの純効果", "roi_yearly": "1 年あたりの純効果",
+        "roi_value": "1 日あたりの価値の差", "roi_compute": "1 日あたりの計算コストの差",
+        "roi_hits": "Hit rate@10", "roi_latency_ok": "レイテンシ予算内",
+        "roi_none": "ビジネス入力がありません (--roi FILE で指定)。",
+        "yes": "はい", "no": "いいえ",
+        "setup_hardware": "ハードウェア", "setup_versions": "バージョン", "setup_corpus": "コーパス",
+        "setup_machine_note": "同じ実行の中でこのマシン上で測定。レイテンシは {threads} スレッドでの"
+                              "単一クエリあたりの値です。",
+        "corpus_stats": "文書 {docs} 件、テストクエリ {queries} 件、関連判定 {qrels} 件。",
+        "probe_intro": "1 層のアテンション (エンコーダと同じ RankedAttention) を、{dim} 次元の"
+                       "単位球面上の {points} 点から{task}点を返すように学習させました。"
+                       "ランクごとのヘッド数: {budget}。フルランクは目標を厳密に表現できますが、"
+                       "低ランクではできません (Amsel, Yehudai & Bruna 2024)。",
+        "budget_equal": "クエリ/キーの予算が等しい (ヘッド数·ランク ≥ 次元)",
+        "budget_fixed": "ヘッド数固定",
+        "probe_effect_yes": "ランクの効果を再現: フルランクの MSE は {full}、低ランクの最良値は "
+                            "{best_low} ({ratio} 倍) で、クエリ/キーの予算は同等以上です。",
+        "probe_effect_no": "この実行ではランクの効果が明確には再現されませんでした: フルランク MSE "
+                           "{full}、低ランクの最良値 {best_low}。",
+        "baseline_zero": "ゼロベクトル",
+        "baseline_attention_free": "アテンションを使わない最良予測 (トークンと集合平均への最小二乗)",
+        "footer": "自己完結型レポート: 外部リソースなし。ranksearch {version}。",
+    },
+}
+
+TASK_NAMES = {"en": {"farthest": "farthest", "nearest": "nearest"},
+              "ja": {"farthest": "最遠", "nearest": "最近傍"}}
+
+
+def text(lang: str, key: str, **fmt) -> str:
+    table = STRINGS.get(lang, STRINGS["en"])
+    template = table.get(key)
+    if template is None:
+        return MISSING.format(key=key)
+    return template.format(**fmt) if fmt else template

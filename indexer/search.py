@@ -55,25 +55,26 @@ def _search_once(state, store, variant, queries, k, farthest, flt, offset, min_s
             return [[] for _ in range(nq)], True
         scores, ids = index.search(queries, k + offset, farthest, allowed, params, exact_filter_max)
         scores, ids = scores[:, offset:], ids[:, offset:]  # (q, k)
-        keep = ids >= 0
-        if min_score is not None:
-            keep &= (scores <= min_score) if farthest else (scores >= min_score)
-        rows = []
         by_seq = state.by_seq
-        for qi in range(nq):
+        rows: list[list[Hit]] = []
+        seqs: list[int] = []
+        low = -np.inf if min_score is None or farthest else min_score
+        high = np.inf if min_score is None or not farthest else min_score
+        for id_row, score_row in zip(ids.tolist(), scores.tolist()):
             row = []
-            for seq, score in zip(ids[qi][keep[qi]].tolist(), scores[qi][keep[qi]].tolist()):
+            for seq, score in zip(id_row, score_row):
+                if seq < 0 or not low <= score <= high:
+                    continue
                 doc_id, metadata = by_seq[seq]
-                row.append((seq, doc_id, score, metadata))
+                # metadata is copied so callers cannot change the index's view of it
+                row.append(Hit(doc_id, score, "", dict(metadata) if metadata else {}))
+                seqs.append(seq)
             rows.append(row)
-        texts: dict[int, str] = {}
-        if include_text:
-            wanted = {seq for row in rows for seq, *_ in row}
-            if wanted:
-                texts = store.texts(list(wanted))
-                if len(texts) != len(wanted):
-                    return [], False  # SQLite is a batch ahead: search again
-    return [
-        [Hit(doc_id, score, texts.get(seq, ""), dict(metadata)) for seq, doc_id, score, metadata in row]
-        for row in rows
-    ], True
+        if include_text and seqs:
+            texts = store.texts(list(set(seqs)))
+            if len(texts) != len(set(seqs)):
+                return [], False  # SQLite is a batch ahead: search again
+            hits = (hit for row in rows for hit in row)
+            for seq, hit in zip(seqs, hits):
+                hit.text = texts[seq]
+    return rows, True

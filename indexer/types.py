@@ -42,7 +42,7 @@ class VariantSpec:
     encoder: str = ""
 
 
-@dataclass
+@dataclass(slots=True)
 class Hit:
     """One search result. `score` is the true cosine similarity of query and
     document, in nearest and in farthest mode alike."""

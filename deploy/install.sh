@@ -9,8 +9,9 @@
 #                     DIR/etc the example configs and deploy files
 #   --python PYTHON   interpreter for the virtualenv (default python3.11); it must
 #                     match the bundle's Python version (see MANIFEST.json)
-#   --data-dir DIR    data dir the self-check tests for writability
-#                     (default: a temporary folder, removed afterwards)
+#   --data-dir DIR    the server's data dir: seeded with the default model (if it
+#                     has none) and checked by the self-check (default: the
+#                     self-check uses a temporary folder, removed afterwards)
 #   --no-self-check   skip `ranksearch version` / `ranksearch doctor`
 #
 # Re-running it upgrades in place: the virtualenv is rebuilt from the bundle's
@@ -66,6 +67,12 @@ if [ -d "$HERE/model/default" ]; then
   mkdir -p "$PREFIX/models"
   rm -rf "$PREFIX/models/default"
   cp -r "$HERE/model/default" "$PREFIX/models/default"
+fi
+# Seed the data dir with the default model, so the first start need not convert it.
+if [ -n "$DATA_DIR" ] && [ -d "$PREFIX/models/default" ] && [ ! -e "$DATA_DIR/models/default" ]; then
+  mkdir -p "$DATA_DIR/models"
+  cp -r "$PREFIX/models/default" "$DATA_DIR/models/default"
+  echo "seeded $DATA_DIR/models/default"
 fi
 mkdir -p "$PREFIX/etc"
 mkdir -p "$PREFIX/etc/examples"

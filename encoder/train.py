@@ -46,7 +46,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 import torch  # noqa: E402
 from tqdm.auto import tqdm  # noqa: E402
 
-from ranksearch.errors import FailedPrecondition, InvalidArgument  # noqa: E402
+from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument  # noqa: E402
 
 from .config import EncoderConfig  # noqa: E402
 from .corpus import available_splits, document_text, iter_documents, load_beir, resolve_corpus  # noqa: E402
@@ -242,6 +242,10 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
                                      " choose another output folder or pass resume=False (--no-resume)")
     ckpt_dir = out / CHECKPOINT_DIR
     state_path = ckpt_dir / STATE_FILE
+    ours = (out / TRAINING_FILE).is_file() or state_path.is_file()
+    if out.exists() and not ours and (not out.is_dir() or any(out.iterdir())):
+        # never write into (and at the end replace) a folder this function did not make
+        raise AlreadyExists("out", f"{out} exists and is neither empty nor a training output folder")
     if not resume and out.exists():
         shutil.rmtree(out)
 

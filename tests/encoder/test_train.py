@@ -12,7 +12,7 @@ from ranksearch.encoder.config import EncoderConfig
 from ranksearch.encoder.corpus import write_beir
 from ranksearch.encoder.embedder import load_encoder
 from ranksearch.encoder.train import Example, batch_for_step, train_model
-from ranksearch.errors import FailedPrecondition, InvalidArgument
+from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument
 
 TOPICS = [
     ("sqrt", "Return the square root of x as a floating point number"),
@@ -144,3 +144,13 @@ def test_batches_are_a_pure_function_of_seed_and_step():
         if q.startswith("w"):  # two spans of the same document
             assert q.split()[0].split("_")[0] == d.split()[0].split("_")[0]
             assert 8 <= len(q.split()) <= 30
+
+
+def test_refuses_to_write_into_a_folder_it_did_not_make(tiny_corpus, tmp_path):
+    other = tmp_path / "precious"
+    other.mkdir()
+    (other / "notes.txt").write_text("keep me")
+    for resume in (True, False):
+        with pytest.raises(AlreadyExists, match="precious exists and is neither empty nor a training output folder"):
+            train_model(tiny_corpus, other, CONFIG, steps=2, seed=0, resume=resume, **FAST)
+    assert (other / "notes.txt").read_text() == "keep me"

@@ -80,16 +80,20 @@ def recall(found: list[list[int]], truth: np.ndarray) -> float:
     return float(np.mean([len(set(f) & set(t.tolist())) / truth.shape[1] for f, t in zip(found, truth)]))
 
 
-def timed(fns: dict, batches: list[np.ndarray]) -> dict[str, tuple[float, float]]:
-    """p50, p99 in ms per function, one call per batch (after 3 warm-up calls).
-    The functions take turns on each batch, so load from other processes on the
-    shared machine hits all of them alike."""
+def timed(fns: dict, batches: list[np.ndarray], rounds: int = 4) -> dict[str, tuple[float, float]]:
+    """p50, p99 in ms per function, one call per batch. Each function runs over all
+    batches in a block (after a warm-up call), blocks alternate in order over
+    `rounds`, so drift from other load on the shared machine hits all of them alike
+    while each block runs with its own index warm in cache."""
     times: dict[str, list[float]] = {name: [] for name in fns}
-    for i, b in enumerate(batches[:3] + batches):
-        for name, fn in fns.items():
-            t = time.perf_counter()
-            fn(b)
-            if i >= 3:
+    names = list(fns)
+    for r in range(rounds):
+        for name in names if r % 2 == 0 else names[::-1]:
+            fn = fns[name]
+            fn(batches[0])
+            for b in batches:
+                t = time.perf_counter()
+                fn(b)
                 times[name].append((time.perf_counter() - t) * 1000)
     return {name: (float(np.percentile(t, 50)), float(np.percentile(t, 99))) for name, t in times.items()}
 
@@ -150,6 +154,11 @@ def run_kind(kind: str, x: np.ndarray, q1: list[np.ndarray], q64: list[np.ndarra
     row["ix_recall_far"] = recall(as_rows(ix.search("c", None, qs, K, mode="farthest", include_text=False)), truth["far"])
     row["bare_recall_near"] = recall(bare.search(qs, K, params=params)[1].tolist(), truth["near"])
     row["bare_recall_far"] = recall(bare.search(-qs, K, params=params)[1].tolist(), truth["far"])
+    if kind == "hnsw":  # the graph built in one add, as rebuild() does, vs grown batch by batch
+        t = time.perf_counter()
+        ix.rebuild("c")
+        row["rebuild_s"] = time.perf_counter() - t
+        row["ix_recall_near_rebuilt"] = recall(as_rows(ix.search("c", None, qs, K, include_text=False)), truth["near"])
     ix.close()
     del bare
     shutil.rmtree(data_dir, ignore_errors=True)
@@ -194,9 +203,14 @@ def main() -> None:
                 p50, p99 = row[key]
                 print(f"  {label:<24} p50 {p50:8.3f} ms   p99 {p99:8.3f} ms")
             print(f"  overhead indexer/bare p50: batch 1 {row['ix_b1'][0] / row['bare_b1'][0]:.2f}x "
-                  f"(+text {row['ix_text_b1'][0] / row['bare_b1'][0]:.2f}x), batch 64 {row['ix_b64'][0] / row['bare_b64'][0]:.2f}x")
+                  f"(+text {row['ix_text_b1'][0] / row['bare_b1'][0]:.2f}x), batch 64 {row['ix_b64'][0] / row['bare_b64'][0]:.2f}x; "
+                  f"absolute p50 difference: batch 1 {(row['ix_b1'][0] - row['bare_b1'][0]) * 1000:.0f} us, "
+                  f"batch 64 {(row['ix_b64'][0] - row['bare_b64'][0]) * 1000:.0f} us")
             print(f"  recall@10 nearest: indexer {row['ix_recall_near']:.3f}, bare {row['bare_recall_near']:.3f}; "
                   f"farthest: indexer {row['ix_recall_far']:.3f}, bare (-q on the same index) {row['bare_recall_far']:.3f}")
+            if "rebuild_s" in row:
+                print(f"  after Indexer.rebuild (graph built in one add, {row['rebuild_s']:.1f} s): "
+                      f"nearest recall@10 {row['ix_recall_near_rebuilt']:.3f}")
     finally:
         if args.dir is None:
             shutil.rmtree(root, ignore_errors=True)

@@ -36,17 +36,20 @@ def run_search(
     exact_filter_max: int,
 ) -> list[list[Hit]]:
     """queries (q, d) unit rows, already validated."""
-    for _ in range(_RETRIES):
+    for attempt in range(_RETRIES):
+        # on the last attempt (a writer kept replacing the very documents we hit, or
+        # the collection was deleted under us) texts that are gone are left empty
         hits, complete = _search_once(
-            state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text, exact_filter_max
+            state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text,
+            exact_filter_max, allow_missing=attempt == _RETRIES - 1,
         )
         if complete:
-            return hits
-    # the writer kept replacing the very documents we hit; serve the last state
+            break
     return hits
 
 
-def _search_once(state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text, exact_filter_max):
+def _search_once(state, store, variant, queries, k, farthest, flt, offset, min_score, params, include_text,
+                 exact_filter_max, allow_missing):
     nq = len(queries)
     with state.lock.read():
         index = state.indexes[variant]
@@ -72,9 +75,9 @@ def _search_once(state, store, variant, queries, k, farthest, flt, offset, min_s
             rows.append(row)
         if include_text and seqs:
             texts = store.texts(list(set(seqs)))
-            if len(texts) != len(set(seqs)):
+            if len(texts) != len(set(seqs)) and not allow_missing:
                 return [], False  # SQLite is a batch ahead: search again
             hits = (hit for row in rows for hit in row)
             for seq, hit in zip(seqs, hits):
-                hit.text = texts[seq]
+                hit.text = texts.get(seq, "")
     return rows, True

@@ -84,6 +84,11 @@ def served_metric_names() -> set[str]:
     m = Metrics()
     m.bind(lambda: 0, lambda: [{"name": "c", "documents": 1,
                                 "variants": [{"name": "v", "index_size": 1}]}])
+    # labelled series appear once a label combination is used, as in a live server
+    m.requests.labels("Search", "OK").inc()
+    m.errors.labels("Search", "INTERNAL").inc()
+    m.latency.labels("Search", "v").observe(0.01)
+    m.on_batch(1, 1)
     names = {"up"}
     for family in m.registry.collect():
         for sample in family.samples:

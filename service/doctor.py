@@ -253,16 +253,18 @@ def check_ports(config) -> tuple[Check, bool]:
 
 def check_index(data_dir: Path, server_running: bool) -> Check:
     from ranksearch.indexer.store import DB_NAME
+    from ranksearch.service.version import store_dir
 
-    if not (data_dir / DB_NAME).exists():
+    store = store_dir(data_dir)
+    if not (store / DB_NAME).exists():
         return Check("index", SKIP, "no store yet")
     if server_running:
         return Check("index", SKIP, "the server is running (its port is in use); stop it "
                      "and re-run doctor to verify the indexes against the store")
     from ranksearch.errors import FailedPrecondition
-    from ranksearch.indexer import Indexer
+    from ranksearch.indexer import Indexer, IndexerConfig
 
-    indexer = Indexer(data_dir)
+    indexer = Indexer(store, IndexerConfig(snapshot_interval_s=0))
     try:
         indexer.open()
     except FailedPrecondition as exc:  # locked by a running server, or a newer schema
@@ -273,7 +275,7 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
         indexer.close()
     problems = _verify_problems(report)
     if problems:
-        return Check("index", FAIL, "; ".join(problems) + " (fix: `ranksearch rebuild`)")
+        return Check("index", FAIL, "; ".join(problems) + f" (fix: `ranksearch rebuild {store}`)")
     return Check("index", OK, f"indexes consistent with the store: {_short(report)}")
 
 

@@ -50,11 +50,28 @@ def data_format_version() -> int:
     return SCHEMA_VERSION
 
 
-def data_dir_version(data_dir: Path) -> int | None:
-    """Schema version of the store in ``data_dir`` (read-only), None if it has none."""
+#: where the server keeps the indexer's store inside its data dir (service/server.py)
+STORE_SUBDIR = "index"
+
+
+def store_dir(data_dir: str | Path) -> Path:
+    """The indexer's folder for a data dir: ``<data_dir>/index`` for a server's data
+    dir; ``data_dir`` itself when it directly holds a store (an indexer data dir, as
+    the indexer's own commands take)."""
     from ranksearch.indexer.store import DB_NAME
 
-    db = Path(data_dir) / DB_NAME
+    data_dir = Path(data_dir)
+    if (data_dir / DB_NAME).exists() and not (data_dir / STORE_SUBDIR).is_dir():
+        return data_dir
+    return data_dir / STORE_SUBDIR
+
+
+def data_dir_version(data_dir: Path) -> int | None:
+    """Schema version of the store in ``data_dir`` (read-only), None if it has none.
+    ``data_dir`` is a server's data dir or an indexer's (see `store_dir`)."""
+    from ranksearch.indexer.store import DB_NAME
+
+    db = store_dir(data_dir) / DB_NAME
     if not db.exists():
         return None
     conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True)

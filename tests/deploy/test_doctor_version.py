@@ -227,3 +227,17 @@ def test_version_reports_package_api_format_and_model(tmp_path, capsys):
     rc, out = run(["version", "--data-dir", str(data)], capsys)
     assert f"ranksearch {__version__}\napi: ranksearch.v1\n" in out
     assert "model: " in out and "rank=[8, 4]" in out
+
+
+def test_doctor_and_version_read_a_server_data_dir(tmp_path, capsys):
+    """A server keeps its store under <data_dir>/index; both commands take the
+    server's data dir as operators know it."""
+    data = tmp_path / "data"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "service-data-v1", data)
+    check = doctor.check_index(data, server_running=False)
+    assert check.status == "ok", check.detail
+    rc, out = run(["version", "--data-dir", str(data), "--json"], capsys)
+    info = json.loads(out)
+    assert info["data_format"]["found"] == 1
+    assert info["model"]["folder"] == str(data / "models" / "default")
+    assert info["model"]["kind"] == "ranked-encoder"

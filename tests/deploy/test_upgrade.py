@@ -26,9 +26,10 @@ FIXTURE_DIRS = sorted(FIXTURES.glob("data-v*"))
 
 
 def test_there_is_a_fixture_for_every_format_up_to_the_current_one():
-    versions = sorted(int(p.name.removeprefix("data-v")) for p in FIXTURE_DIRS)
-    assert versions == list(range(1, SCHEMA_VERSION + 1)), (
-        "run tests/deploy/fixtures/make_upgrade_fixture.py after raising SCHEMA_VERSION")
+    for prefix in ("data-v", "service-data-v"):
+        versions = sorted(int(p.name.removeprefix(prefix)) for p in FIXTURES.glob(prefix + "*"))
+        assert versions == list(range(1, SCHEMA_VERSION + 1)), (
+            "run tests/deploy/fixtures/make_upgrade_fixture.py after raising SCHEMA_VERSION")
 
 
 @pytest.fixture(params=FIXTURE_DIRS, ids=lambda p: p.name)
@@ -80,3 +81,29 @@ def test_data_from_a_newer_release_is_refused_with_the_versions_named(tmp_path):
         Indexer(data).open()
     assert exc.value.field == "data_dir"
     assert f"schema version {SCHEMA_VERSION + 1} is newer" in exc.value.message
+
+
+SERVICE_FIXTURES = sorted(FIXTURES.glob("service-data-v*"))
+
+
+@pytest.mark.parametrize("fixture", SERVICE_FIXTURES, ids=lambda p: p.name)
+def test_server_starts_on_old_data_and_finds_documents_by_text(fixture, tmp_path):
+    """The whole server (real gRPC on a free loopback port) starts on a data dir
+    written by an earlier format, migrates it, and answers text searches."""
+    from ranksearch.service.testing import LocalServer, make_test_config
+
+    data = tmp_path / "data"
+    shutil.copytree(fixture, data)
+    meta = json.loads((data / "FIXTURE.json").read_text())
+    assert data_dir_version(data) == meta["schema_version"]
+    config = make_test_config(data, data / "models" / "default")
+    with LocalServer(config) as server:
+        client = server.client()
+        assert client.health() == "SERVING"
+        assert data_dir_version(data) == SCHEMA_VERSION
+        for doc_id, text in meta["documents"].items():
+            hits = client.search(text, collection=meta["collection"], k=1).hits
+            assert [h.id for h in hits] == [doc_id]
+        got = client.get(meta["collection"], list(meta["documents"]) + meta["deleted"])
+        assert sorted(d.id for d in got) == sorted(meta["documents"])
+    assert version_info(data)["data_format"]["found"] == SCHEMA_VERSION

@@ -1,7 +1,10 @@
 """Retrieval quality with ranx, paired significance tests, and TREC run files.
 
-A run is ``{query_id: {doc_id: score}}``; TREC run lines are
-``qid Q0 docid rank score tag`` so anyone can recompute the metrics (trec_eval, ranx).
+A run is ``{query_id: {doc_id: score}}`` in the order the system returned the hits;
+TREC run lines are ``qid Q0 docid rank score tag`` so anyone can recompute the metrics.
+Metrics are computed from the rank column of the saved run file: equal scores keep
+the system's order (a stable sort by score), so no metric depends on how a library
+breaks ties.
 """
 from __future__ import annotations
 
@@ -18,26 +21,33 @@ Run = dict[str, dict[str, float]]
 def write_trec(run: Run, path: Path, tag: str) -> None:
     lines = []
     for qid in sorted(run):
-        ranked = sorted(run[qid].items(), key=lambda kv: (-kv[1], kv[0]))
+        ranked = sorted(run[qid].items(), key=lambda kv: -kv[1])  # stable: ties keep system order
         lines.extend(f"{qid} Q0 {doc} {i + 1} {score:.6f} {tag}"
                      for i, (doc, score) in enumerate(ranked))
     path.write_text("\n".join(lines) + "\n")
 
 
 def read_trec(path: Path) -> Run:
-    run: Run = {}
+    """``{qid: {doc: score}}`` with docs in rank-column order."""
+    rows: dict[str, list[tuple[int, str, float]]] = {}
     for line in path.read_text().splitlines():
         if line.strip():
-            qid, _, doc, _, score, _ = line.split()
-            run.setdefault(qid, {})[doc] = float(score)
-    return run
+            qid, _, doc, rank, score, _ = line.split()
+            rows.setdefault(qid, []).append((int(rank), doc, float(score)))
+    return {q: {doc: score for _, doc, score in sorted(r)} for q, r in rows.items()}
+
+
+def by_rank(run: Run) -> Run:
+    """Scores replaced by ``n - position`` so that evaluation follows the run's order."""
+    return {q: {doc: float(len(docs) - i) for i, doc in enumerate(docs)} for q, docs in run.items()}
 
 
 def _ranx(qrels: dict[str, dict[str, int]], run: Run, name: str):
     from ranx import Qrels, Run as RanxRun
 
     # every query in qrels gets an entry, empty if the system returned nothing
-    full = {q: dict(run.get(q, {})) for q in qrels}
+    ordered = by_rank(run)
+    full = {q: dict(ordered.get(q, {})) for q in qrels}
     for q, docs in full.items():
         if not docs:
             docs["__none__"] = 0.0

@@ -210,8 +210,9 @@ def train_setting(cfg: ProbeConfig, rank: int, seed: int) -> dict:
     torch.manual_seed(seed)
     model = ProbeModel(cfg.dim, heads, rank, cfg.layers)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=cfg.lr, total_steps=cfg.steps,
-                                                pct_start=0.1)
+    warm = max(1, cfg.steps // 10)  # linear warm-up, then cosine decay to zero
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min(1.0, (s + 1) / warm) * 0.5 * (1 + math.cos(math.pi * min(s, cfg.steps) / cfg.steps)))
     g = torch.Generator().manual_seed(seed)
     t0 = time.perf_counter()
     model.train()

@@ -98,11 +98,13 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             build = {"model_folder": str(folder), "built_now": built,
                      "build_seconds": time.perf_counter() - t0}
             embedder = load_encoder(folder)
+            if spec.max_seq_length:
+                embedder.model.max_seq_length = spec.max_seq_length
             res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
                             spec.latency_queries, v.name)
         run_file = runs_dir / f"{tag}.trec"
         write_trec(res["run"], run_file, tag)
-        scores = M.evaluate(qrels, res["run"])
+        scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
             attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
         model_info = build

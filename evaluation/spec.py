@@ -123,6 +123,7 @@ class EvalSpec:
     stat_test: str = "student"
     latency_queries: int = 100
     top_k: int = 100
+    max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
 
     def variant(self, name: str) -> VariantSpec:
         for v in self.variants:
@@ -134,12 +135,12 @@ class EvalSpec:
         return {"name": self.name, "baseline": self.baseline,
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
-                "top_k": self.top_k,
+                "top_k": self.top_k, "max_seq_length": self.max_seq_length,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
 _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
-             "stat_test", "latency_queries", "top_k"]
+             "stat_test", "latency_queries", "top_k", "max_seq_length"]
 _VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
 
@@ -250,7 +251,8 @@ def parse_spec(data: Any) -> EvalSpec:
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
-                    top_k=int(data.get("top_k", 100)))
+                    top_k=int(data.get("top_k", 100)),
+                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"))
 
 
 def load_spec(path: Path | str) -> EvalSpec:

@@ -1,0 +1,87 @@
+import textwrap
+
+import pytest
+
+from ranksearch.errors import ConfigError
+from ranksearch.evaluation.spec import load_spec, parse_spec
+
+
+def _spec(text):
+    import yaml
+    return parse_spec(yaml.safe_load(textwrap.dedent(text)))
+
+
+def test_sweep_at_fixed_heads_expands_names_and_adds_bm25():
+    s = _spec("""
+        baseline: full
+        variants:
+          - name: r
+            convert: {rank: [4, 8]}
+          - name: full
+            convert: {rank: null}
+    """)
+    assert [v.name for v in s.variants] == ["r4", "r8", "full", "bm25"]
+    assert [v.rank for v in s.variants] == [4, 8, None, None]
+    assert s.variants[-1].kind == "bm25"
+
+
+def test_sweep_at_fixed_budget_sets_heads():
+    s = _spec("""
+        baseline: b16
+        variants:
+          - name: b
+            train: {preset: tiny, rank: [4, 16]}
+            sweep: fixed_budget
+            qk_budget: 32
+    """)
+    assert [(v.name, v.source.heads, v.rank) for v in s.variants[:2]] == [("b4", 8, 4), ("b16", 2, 16)]
+
+
+def test_unknown_variant_key_is_named():
+    with pytest.raises(ConfigError) as e:
+        _spec("""
+            baseline: a
+            variants:
+              - name: a
+                convert: {rank: 4}
+                idnex: {kind: flat}
+        """)
+    assert str(e.value).startswith("variants[0].idnex: unknown key; did you mean 'index'?")
+
+
+def test_unknown_source_key_is_named():
+    with pytest.raises(ConfigError, match=r"^variants\.a\.convert\.rnak: unknown key; did you mean 'rank'\?"):
+        _spec("""
+            baseline: a
+            variants:
+              - name: a
+                convert: {rnak: 4}
+        """)
+
+
+def test_unknown_top_level_key_and_bad_baseline():
+    with pytest.raises(ConfigError, match=r"^basline: unknown key; did you mean 'baseline'\?"):
+        _spec("basline: a\nvariants: [{name: a, convert: {rank: 4}}]")
+    with pytest.raises(ConfigError, match=r"^baseline: must name a variant, got 'a5'; did you mean 'a4'\?"):
+        _spec("baseline: a5\nvariants: [{name: a, convert: {rank: [4, 8]}}]")
+
+
+def test_seeds_only_for_training_and_encoder_config_validated():
+    with pytest.raises(ConfigError, match=r"variants\.a\.seeds: only train variants have seeds"):
+        _spec("baseline: a\nvariants: [{name: a, convert: {rank: 4}, seeds: [0, 1]}]")
+    with pytest.raises(ConfigError, match="heads"):
+        _spec("baseline: a\nvariants: [{name: a, train: {preset: tiny, heads: 0}}]")
+
+
+def test_shipped_example_specs_load():
+    from pathlib import Path
+
+    import ranksearch.evaluation as ev
+    specs = sorted((Path(ev.__file__).parent / "specs").glob("*.yaml"))
+    assert len(specs) >= 3
+    for path in specs:
+        s = load_spec(path)
+        assert s.variants[-1].name == "bm25"
+        assert s.baseline in [v.name for v in s.variants]
+    minilm = load_spec(Path(ev.__file__).parent / "specs" / "minilm_ranks.yaml")
+    assert [v.rank for v in minilm.variants if v.kind == "convert"] == [4, 8, 16, None]

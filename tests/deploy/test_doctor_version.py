@@ -29,7 +29,7 @@ def free_port() -> int:
 
 
 def ops_parser() -> argparse.ArgumentParser:
-    """The two subcommands as service/cli.py registers them (see test_cli_main_...)."""
+    """The two subcommands alone, as service/cli.py registers them."""
     ap = argparse.ArgumentParser(prog="ranksearch")
     sub = ap.add_subparsers()
     doctor.add_parser(sub)
@@ -63,15 +63,17 @@ def offline_env(monkeypatch):
         monkeypatch.delenv(key, raising=False)
 
 
-def test_cli_main_registers_doctor_and_version(capsys):
-    from ranksearch.cli import build_parser, main
+def test_doctor_and_version_through_the_ranksearch_cli(config_file, capsys):
+    from ranksearch.cli import main
 
-    commands = build_parser()._subparsers._group_actions[0].choices
-    if "doctor" not in commands or "version" not in commands:
-        pytest.skip("ranksearch.service.cli does not register doctor/version yet "
-                    "(doctor.add_parser(sub); version.add_parser(sub) in its register())")
     assert main(["version", "--json"]) == 0
     assert json.loads(capsys.readouterr().out)["api"] == "ranksearch.v1"
+    assert main(["doctor", "--config", str(config_file), "--no-model"]) == 0
+    assert capsys.readouterr().out.rstrip().endswith("doctor: 0 failed, all good")
+    bad = config_file.with_name("bad.yaml")
+    bad.write_text("listen: nowhere\n")
+    assert main(["doctor", "--config", str(bad), "--no-model"]) == 1
+    assert "listen: 'nowhere' is not HOST:PORT" in capsys.readouterr().out
 
 
 def test_doctor_passes_on_a_fresh_install(config_file, capsys):

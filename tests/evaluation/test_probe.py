@@ -73,3 +73,14 @@ def test_probe_rejects_bad_settings_naming_them():
         ProbeConfig(task="middle")
     with pytest.raises(InvalidArgument, match="orthonormal sets need points <= dim"):
         make_batch("farthest", 2, 9, 8, torch.Generator(), kind="orthonormal")
+
+
+@pytest.mark.slow  # the full default probe: ~1 min of CPU time (minutes on busy shared cores)
+def test_default_probe_reproduces_the_rank_effect(tmp_path):
+    from ranksearch.evaluation.probe_report import probe_effect
+
+    res = run_probe(ProbeConfig(), progress=False)
+    effect = probe_effect(res)
+    assert effect["reproduced"] and effect["equal_or_larger_budget"]
+    assert effect["full_mse"] < 0.1
+    assert effect["best_low_mse"] > 0.5

@@ -223,16 +223,8 @@ class VariantIndex:
         return faiss.vector_to_array(self.exact.id_map).astype(np.int64)
 
     def _main_ids(self) -> np.ndarray:
-        if isinstance(self.main, faiss.IndexIDMap2):
-            return faiss.vector_to_array(self.main.id_map).astype(np.int64)
-        ivf = faiss.extract_index_ivf(self.main)
-        invlists = ivf.invlists
-        parts = [
-            faiss.rev_swig_ptr(invlists.get_ids(i), invlists.list_size(i)).copy()
-            for i in range(ivf.nlist)
-            if invlists.list_size(i)
-        ]
-        return np.concatenate(parts).astype(np.int64) if parts else np.zeros(0, np.int64)
+        """Ids in an IndexIDMap2-wrapped main index (HNSW), tombstoned ones included."""
+        return faiss.vector_to_array(self.main.id_map).astype(np.int64)
 
     def vectors(self) -> np.ndarray:
         """All indexed vectors (n, d), in the order of ids()."""

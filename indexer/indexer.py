@@ -159,12 +159,11 @@ class Indexer:
                 index, info = load_snapshot(path, spec)
                 added, removed = self._reconcile(name, index)
                 maintained = self._maintain(index)
-                if maintained is not index:
-                    added, index = added + 1, maintained  # mark dirty below
                 self.recovery[key] = f"snapshot seq {info.seq}: replayed {added} added, {removed} removed"
                 state.snapshots[spec.name] = info
-                if added or removed:
+                if added or removed or maintained is not index:
                     state.dirty.add(spec.name)
+                index = maintained
             except SnapshotError as exc:
                 if path.exists() or not self._empty(name, spec):
                     log.warning("rebuilding %s from SQLite: %s", key, exc)

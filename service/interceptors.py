@@ -13,6 +13,7 @@ and logging interceptors but need no token and do not count against the limit.
 from __future__ import annotations
 
 import contextvars
+import logging
 import threading
 import time
 import uuid
@@ -95,7 +96,10 @@ class AccessLogInterceptor(grpc.ServerInterceptor):
                 if _is_service(method):
                     with self._lock:
                         self.counts[short] = self.counts.get(short, 0) + 1
-                self.log.info("rpc", extra={"method": method, "code": code_name,
+                # health probes arrive every few seconds: keep them out of the INFO log
+                level = logging.DEBUG if method.startswith("/grpc.health.") and code_name == "OK" \
+                    else logging.INFO
+                self.log.log(level, "rpc", extra={"method": method, "code": code_name,
                                             "ms": round(elapsed * 1000, 3), "variant": variant,
                                             "peer": ctx.peer()})
         return _wrap(continuation(details), around)

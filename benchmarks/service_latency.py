@@ -1,0 +1,197 @@
+"""Search latency and throughput of the gRPC service on the built-in corpus.
+
+Starts `ranksearch serve` on a data dir (first start indexes the built-in stdlib
+corpus; later starts take seconds) -- once with micro-batching on and once with it
+off -- or drives an already running server (--server; then only as configured).
+For 1, 8 and 32 concurrent clients (one channel each) it prints p50/p95/p99 latency
+and QPS for nearest and farthest search, then the in-process cost of the same
+searches through SearchCore directly (no gRPC), all measured in this one run.
+
+    python benchmarks/service_latency.py                 # ./data, port 50071
+    python benchmarks/service_latency.py --server 127.0.0.1:50051
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+from ranksearch.client import SearchClient  # noqa: E402
+
+CONCURRENCY = (1, 8, 32)
+MODES = ("nearest", "farthest")
+
+
+def load_queries(n: int) -> list[str]:
+    from ranksearch.encoder.corpus import load_beir, resolve_corpus
+
+    beir = load_beir(resolve_corpus("stdlib"), split="test")
+    return [beir.queries[q] for q in sorted(beir.queries)][:n]
+
+
+def percentiles(ms: list[float]) -> dict[str, float]:
+    p50, p95, p99 = np.percentile(np.array(ms), [50, 95, 99])
+    return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
+
+
+def drive(address: str, queries: list[str], clients: int, mode: str, requests: int,
+          collection: str, k: int) -> dict:
+    """`clients` threads, each with its own channel, share `requests` searches."""
+    conns = [SearchClient(address, timeout=120, retries=0) for _ in range(clients)]
+    for c in conns:  # warm the channels
+        c.search(queries[0], collection=collection, k=k)
+    latencies: list[float] = []
+    lock = threading.Lock()
+    counter = iter(range(requests))
+
+    def worker(client: SearchClient) -> None:
+        mine = []
+        for i in counter:  # shared iterator: next() is atomic under the GIL
+            q = queries[i % len(queries)]
+            t0 = time.perf_counter()
+            client.search(q, collection=collection, k=k, farthest=mode == "farthest")
+            mine.append((time.perf_counter() - t0) * 1000)
+        with lock:
+            latencies.extend(mine)
+
+    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
+    t0 = time.perf_counter()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    for c in conns:
+        c.close()
+    return {"clients": clients, "mode": mode, "requests": len(latencies),
+            "qps": len(latencies) / wall, **percentiles(latencies)}
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_server(data_dir: Path, batching: bool, threads: int) -> tuple[subprocess.Popen, str, float]:
+    port = free_port()
+    cfg = Path(tempfile.mkdtemp()) / "bench.yaml"
+    cfg.write_text(json.dumps({"metrics": {"port": None}, "threads": threads,
+                               "limits": {"max_concurrent_requests": 256},
+                               "batching": {"enabled": batching}, "logging": {"level": "WARNING"}}))
+    t0 = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-m", "ranksearch.cli", "serve", "--config", str(cfg),
+                             "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"])
+    address = f"127.0.0.1:{port}"
+    with SearchClient(address) as c:
+        c.wait_until_serving(timeout=1800, poll=0.5)
+    return proc, address, time.perf_counter() - t0
+
+
+def in_process(data_dir: Path, queries: list[str], requests: int, collection: str, k: int) -> list[dict]:
+    """The same searches through SearchCore directly (sequential, batching off)."""
+    import torch
+
+    from ranksearch.indexer import Indexer
+    from ranksearch.service.config import ServiceConfig
+    from ranksearch.service.core import SearchCore, SearchParams
+
+    cfg = ServiceConfig(data_dir=str(data_dir))
+    torch.set_num_threads(cfg.encoder_threads)
+    indexer = Indexer(data_dir / "index", cfg.indexer_config())
+    indexer.open()
+    core = SearchCore(indexer, data_dir, limits=cfg.limits, default_collection=collection)
+    core.set_batching(False)
+    core.warm_up()
+    rows = []
+    for mode in MODES:
+        core.search(collection, [queries[0]], SearchParams(k=k, mode=mode))
+        ms, encode_ms = [], []
+        _, batcher = core.encoder(core.collection(collection).variants[0].encoder)
+        for i in range(requests):
+            q = queries[i % len(queries)]
+            t0 = time.perf_counter()
+            core.search(collection, [q], SearchParams(k=k, mode=mode))
+            ms.append((time.perf_counter() - t0) * 1000)
+        for i in range(min(requests, 100)):  # the encoder's share
+            t0 = time.perf_counter()
+            batcher.encode([queries[i % len(queries)]])
+            encode_ms.append((time.perf_counter() - t0) * 1000)
+        rows.append({"clients": 1, "mode": mode, "requests": requests, "qps": 1000 / np.mean(ms),
+                     **percentiles(ms), "encode_p50_ms": float(np.median(encode_ms))})
+    core.close()
+    indexer.close()
+    return rows
+
+
+def table(title: str, rows: list[dict]) -> None:
+    print(f"\n{title}")
+    print(f"{'clients':>7} {'mode':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'QPS':>8}")
+    for r in rows:
+        print(f"{r['clients']:>7} {r['mode']:>9} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+              f"{r['p99_ms']:>8.1f} {r['qps']:>8.1f}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--server", help="drive this running server instead of starting one")
+    p.add_argument("--data-dir", type=Path, default=Path("./data"))
+    p.add_argument("--collection", default="stdlib")
+    p.add_argument("--requests", type=int, default=200, help="searches per (clients, mode) cell")
+    p.add_argument("--queries", type=int, default=500)
+    p.add_argument("--k", type=int, default=10)
+    p.add_argument("--threads", type=int, default=40, help="server gRPC threads")
+    p.add_argument("--out", type=Path, help="also write the results as JSON")
+    args = p.parse_args(argv)
+
+    queries = load_queries(args.queries)
+    print(f"# {len(queries)} queries from the built-in corpus, k={args.k}, {args.requests} "
+          f"searches per cell, CPU cores visible: {os.cpu_count()}")
+    results: dict = {"config": vars(args) | {"data_dir": str(args.data_dir), "out": str(args.out)}}
+    if args.server:
+        rows = [drive(args.server, queries, c, m, args.requests, args.collection, args.k)
+                for m in MODES for c in CONCURRENCY]
+        table(f"server {args.server} (as configured)", rows)
+        results["server"] = rows
+    else:
+        for batching in (True, False):
+            proc, address, start_s = start_server(args.data_dir, batching, args.threads)
+            try:
+                print(f"\n# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'})")
+                rows = [drive(address, queries, c, m, args.requests, args.collection, args.k)
+                        for m in MODES for c in CONCURRENCY]
+            finally:
+                proc.terminate()
+                proc.wait(timeout=120)
+            table(f"gRPC service, micro-batching {'ON' if batching else 'OFF'}", rows)
+            results[f"batching_{'on' if batching else 'off'}"] = rows
+        local = in_process(args.data_dir, queries, args.requests, args.collection, args.k)
+        table("in process (SearchCore directly, no gRPC, one caller)", local)
+        for r in local:
+            print(f"  {r['mode']}: encoder alone p50 {r['encode_p50_ms']:.1f} ms")
+        results["in_process"] = local
+        on = {(r["clients"], r["mode"]): r for r in results["batching_on"]}
+        off = {(r["clients"], r["mode"]): r for r in results["batching_off"]}
+        print("\nQPS ratio batching on / off:  " + "  ".join(
+            f"{m} c={c}: {on[(c, m)]['qps'] / off[(c, m)]['qps']:.2f}x" for m in MODES for c in CONCURRENCY))
+        print("p50 ratio service (c=1, batching on) / in-process:  " + "  ".join(
+            f"{r['mode']}: {on[(1, r['mode'])]['p50_ms'] / r['p50_ms']:.2f}x" for r in local))
+    if args.out:
+        args.out.write_text(json.dumps(results, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -9,7 +9,6 @@ import sqlite3
 import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from ranksearch.errors import FailedPrecondition

@@ -66,3 +66,19 @@ def test_gradients_match_reference(rank, value_dim):
         grads.append([p.grad.clone() for p in att.parameters()])
     for g_fused, g_ref in zip(*grads):
         torch.testing.assert_close(g_fused, g_ref, atol=1e-5, rtol=1e-4)
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_inference_fused_projection_matches_and_follows_weight_updates(bias):
+    torch.manual_seed(0)
+    att = RankedAttention(8, heads=2, rank=3, value_dim=5, bias=bias).eval()
+    x, mask = torch.randn(2, 6, 8), _padding_mask(2, 6, [6, 4])
+    with torch.inference_mode():  # reference keeps three separate projections
+        torch.testing.assert_close(att(x, mask), att.reference(x, mask))
+    with torch.no_grad():
+        att.k_proj.weight.mul_(-2.0)  # in place: the fused copy must be rebuilt
+        fused = att(x, mask)
+    torch.testing.assert_close(fused, att.reference(x, mask).detach())
+    att.load_state_dict({k: torch.randn_like(v) for k, v in att.state_dict().items()})
+    with torch.inference_mode():
+        torch.testing.assert_close(att(x, mask), att.reference(x, mask), atol=1e-4, rtol=1e-4)

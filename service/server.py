@@ -136,6 +136,10 @@ class Server:
                 first_start.bootstrap(cfg, self.core)
             self._ensure_configured_collections()
             self.core.warm_up()
+            if self._stopped.is_set():  # stop() came while we were starting: close here
+                self.core.close()
+                self.indexer.close()
+                return
             self.servicer.core = self.core
             self.startup_seconds = time.perf_counter() - self._started_at
             self.ready.set()

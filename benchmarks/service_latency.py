@@ -1,11 +1,13 @@
 """Search latency and throughput of the gRPC service on the built-in corpus.
 
-Starts `ranksearch serve` on a data dir (first start indexes the built-in stdlib
-corpus; later starts take seconds) -- once with micro-batching on and once with it
-off -- or drives an already running server (--server; then only as configured).
-For 1, 8 and 32 concurrent clients (one channel each) it prints p50/p95/p99 latency
-and QPS for nearest and farthest search, then the in-process cost of the same
-searches through SearchCore directly (no gRPC), all measured in this one run.
+Starts two `ranksearch serve` processes -- micro-batching on and off -- on the data
+dir and on a copy of it (the first start of an empty data dir indexes the built-in
+stdlib corpus; later starts take seconds), or drives an already running server
+(--server; then only as configured). For 1, 8 and 32 concurrent clients (one channel
+each) it prints p50/p95/p99 latency and QPS for nearest and farthest search, and the
+in-process cost of the same searches through SearchCore directly (no gRPC, on a
+second copy). The cells are interleaved (on, off, in-process for each setting) so
+that a change in machine load hits all three alike.
 
     python benchmarks/service_latency.py                 # ./data, port 50071
     python benchmarks/service_latency.py --server 127.0.0.1:50051
@@ -100,40 +102,45 @@ def start_server(data_dir: Path, batching: bool, threads: int) -> tuple[subproce
     return proc, address, time.perf_counter() - t0
 
 
-def in_process(data_dir: Path, queries: list[str], requests: int, collection: str, k: int) -> list[dict]:
-    """The same searches through SearchCore directly (sequential, batching off)."""
-    import torch
+class InProcess:
+    """The same searches through SearchCore directly (one caller, batching off)."""
 
-    from ranksearch.indexer import Indexer
-    from ranksearch.service.config import ServiceConfig
-    from ranksearch.service.core import SearchCore, SearchParams
+    def __init__(self, data_dir: Path, collection: str):
+        import torch
 
-    cfg = ServiceConfig(data_dir=str(data_dir))
-    torch.set_num_threads(cfg.encoder_threads)
-    indexer = Indexer(data_dir / "index", cfg.indexer_config())
-    indexer.open()
-    core = SearchCore(indexer, data_dir, limits=cfg.limits, default_collection=collection)
-    core.set_batching(False)
-    core.warm_up()
-    rows = []
-    for mode in MODES:
-        core.search(collection, [queries[0]], SearchParams(k=k, mode=mode))
+        from ranksearch.indexer import Indexer
+        from ranksearch.service.config import ServiceConfig
+        from ranksearch.service.core import SearchCore
+
+        cfg = ServiceConfig(data_dir=str(data_dir))
+        torch.set_num_threads(cfg.encoder_threads)
+        self.indexer = Indexer(data_dir / "index", cfg.indexer_config())
+        self.indexer.open()
+        self.core = SearchCore(self.indexer, data_dir, limits=cfg.limits, default_collection=collection)
+        self.core.set_batching(False)
+        self.core.warm_up()
+        self.collection = collection
+
+    def run(self, queries: list[str], mode: str, requests: int, k: int) -> dict:
+        from ranksearch.service.core import SearchParams
+
+        _, batcher = self.core.encoder(self.core.collection(self.collection).variants[0].encoder)
+        self.core.search(self.collection, [queries[0]], SearchParams(k=k, mode=mode))
         ms, encode_ms = [], []
-        _, batcher = core.encoder(core.collection(collection).variants[0].encoder)
         for i in range(requests):
             q = queries[i % len(queries)]
             t0 = time.perf_counter()
-            core.search(collection, [q], SearchParams(k=k, mode=mode))
+            self.core.search(self.collection, [q], SearchParams(k=k, mode=mode))
             ms.append((time.perf_counter() - t0) * 1000)
-        for i in range(min(requests, 100)):  # the encoder's share
             t0 = time.perf_counter()
-            batcher.encode([queries[i % len(queries)]])
+            batcher.encode([q])  # the encoder's share of the same query
             encode_ms.append((time.perf_counter() - t0) * 1000)
-        rows.append({"clients": 1, "mode": mode, "requests": requests, "qps": 1000 / np.mean(ms),
-                     **percentiles(ms), "encode_p50_ms": float(np.median(encode_ms))})
-    core.close()
-    indexer.close()
-    return rows
+        return {"clients": 1, "mode": mode, "requests": requests, "qps": 1000 / np.mean(ms),
+                **percentiles(ms), "encode_p50_ms": float(np.median(encode_ms))}
+
+    def close(self) -> None:
+        self.core.close()
+        self.indexer.close()
 
 
 def table(title: str, rows: list[dict]) -> None:
@@ -166,28 +173,50 @@ def main(argv: list[str] | None = None) -> int:
         table(f"server {args.server} (as configured)", rows)
         results["server"] = rows
     else:
-        for batching in (True, False):
-            proc, address, start_s = start_server(args.data_dir, batching, args.threads)
-            try:
-                print(f"\n# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'})")
-                rows = [drive(address, queries, c, m, args.requests, args.collection, args.k)
-                        for m in MODES for c in CONCURRENCY]
-            finally:
+        import shutil
+
+        copies = Path(tempfile.mkdtemp(prefix="service-latency-"))
+        servers = {}
+        try:
+            if not (args.data_dir / "service" / "bootstrap.done").exists():
+                proc, _, start_s = start_server(args.data_dir, True, args.threads)  # first start
+                print(f"# first start (indexing the built-in corpus) took {start_s:.1f}s")
                 proc.terminate()
                 proc.wait(timeout=120)
-            table(f"gRPC service, micro-batching {'ON' if batching else 'OFF'}", rows)
-            results[f"batching_{'on' if batching else 'off'}"] = rows
-        local = in_process(args.data_dir, queries, args.requests, args.collection, args.k)
-        table("in process (SearchCore directly, no gRPC, one caller)", local)
-        for r in local:
+            for name in ("off", "local"):  # copies of a closed data dir
+                shutil.copytree(args.data_dir, copies / name, ignore=shutil.ignore_patterns("LOCK"))
+            for batching, data_dir in ((True, args.data_dir), (False, copies / "off")):
+                proc, address, start_s = start_server(data_dir, batching, args.threads)
+                servers[batching] = (proc, address)
+                print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'})")
+            local = InProcess(copies / "local", args.collection)
+            rows = {True: [], False: []}
+            results["in_process"] = []
+            for mode in MODES:
+                for clients in CONCURRENCY:
+                    for batching in (True, False):
+                        rows[batching].append(drive(servers[batching][1], queries, clients, mode,
+                                                    args.requests, args.collection, args.k))
+                    if clients == 1:
+                        results["in_process"].append(local.run(queries, mode, args.requests, args.k))
+            local.close()
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(timeout=120)
+            shutil.rmtree(copies, ignore_errors=True)
+        results["batching_on"], results["batching_off"] = rows[True], rows[False]
+        table("gRPC service, micro-batching ON", rows[True])
+        table("gRPC service, micro-batching OFF", rows[False])
+        table("in process (SearchCore directly, no gRPC, one caller)", results["in_process"])
+        for r in results["in_process"]:
             print(f"  {r['mode']}: encoder alone p50 {r['encode_p50_ms']:.1f} ms")
-        results["in_process"] = local
-        on = {(r["clients"], r["mode"]): r for r in results["batching_on"]}
-        off = {(r["clients"], r["mode"]): r for r in results["batching_off"]}
+        on = {(r["clients"], r["mode"]): r for r in rows[True]}
+        off = {(r["clients"], r["mode"]): r for r in rows[False]}
         print("\nQPS ratio batching on / off:  " + "  ".join(
             f"{m} c={c}: {on[(c, m)]['qps'] / off[(c, m)]['qps']:.2f}x" for m in MODES for c in CONCURRENCY))
         print("p50 ratio service (c=1, batching on) / in-process:  " + "  ".join(
-            f"{r['mode']}: {on[(1, r['mode'])]['p50_ms'] / r['p50_ms']:.2f}x" for r in local))
+            f"{r['mode']}: {on[(1, r['mode'])]['p50_ms'] / r['p50_ms']:.2f}x" for r in results["in_process"]))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0

@@ -41,6 +41,7 @@ import torch  # noqa: E402
 
 from ranksearch.cli import main as cli_main  # noqa: E402
 from ranksearch.encoder.attention import RankedAttention  # noqa: E402
+from ranksearch.encoder.cli import DEFAULT_STEPS  # noqa: E402
 from ranksearch.encoder.corpus import cache_root, document_text, load_beir, resolve_corpus  # noqa: E402
 from ranksearch.encoder.embedder import load_encoder  # noqa: E402
 
@@ -147,7 +148,7 @@ def main(argv: list[str] | None = None) -> int:
 
     chosen = [v for v in VARIANTS if not args.variants or v[0] in args.variants.split(",")]
     for name, heads, rank in chosen:
-        out = models_dir / name
+        out = models_dir / f"{name}-s{args.steps or DEFAULT_STEPS}-seed{args.seed}"
         argv_train = ["train", "--corpus", "stdlib", "--out", str(out), "--preset", "small", "--heads", str(heads),
                       "--rank", str(rank), "--seed", str(args.seed), "--threads", str(args.threads)]
         if args.steps:

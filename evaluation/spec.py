@@ -240,7 +240,7 @@ def parse_spec(data: Any) -> EvalSpec:
     if baseline not in names:
         close = difflib.get_close_matches(str(baseline), names, n=2)
         raise ConfigError("baseline", f"must name a variant, got {baseline!r}"
-                          + (f"; did you mean {close[0]!r}?" if close else f" (variants: {names})"))
+                          + (f"; did you mean {close[0]!r}?" if close else f"; variants: {names}"))
     check = data.get("attention_check", "baseline")
     if check not in ATTENTION_CHECKS:
         raise ConfigError("attention_check", f"must be one of {ATTENTION_CHECKS}, got {check!r}")

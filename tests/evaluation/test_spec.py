@@ -62,8 +62,10 @@ def test_unknown_source_key_is_named():
 def test_unknown_top_level_key_and_bad_baseline():
     with pytest.raises(ConfigError, match=r"^basline: unknown key; did you mean 'baseline'\?"):
         _spec("basline: a\nvariants: [{name: a, convert: {rank: 4}}]")
-    with pytest.raises(ConfigError, match=r"^baseline: must name a variant, got 'a5'; did you mean 'a4'\?"):
-        _spec("baseline: a5\nvariants: [{name: a, convert: {rank: [4, 8]}}]")
+    with pytest.raises(ConfigError, match=r"^baseline: must name a variant, got 'a44'; did you mean 'a4'\?"):
+        _spec("baseline: a44\nvariants: [{name: a, convert: {rank: [4, 8]}}]")
+    with pytest.raises(ConfigError, match=r"^baseline: must name a variant, got 'b'; variants: \['a4', 'a8'\]"):
+        _spec("baseline: b\nvariants: [{name: a, convert: {rank: [4, 8]}}]")
 
 
 def test_seeds_only_for_training_and_encoder_config_validated():

@@ -84,3 +84,13 @@ def test_default_probe_reproduces_the_rank_effect(tmp_path):
     assert effect["reproduced"] and effect["equal_or_larger_budget"]
     assert effect["full_mse"] < 0.1
     assert effect["best_low_mse"] > 0.5
+
+
+def test_probe_report_in_japanese_has_no_untranslated_keys():
+    from ranksearch.evaluation.probe_report import render_probe
+
+    res = run_probe(ProbeConfig(dim=4, points=4, ranks=[2, 4], steps=5, seeds=1, batch=8,
+                                eval_sets=16), progress=False)
+    html = render_probe(res, "ja")
+    assert '<html lang="ja">' in html and "[[" not in html
+    assert "合成ランクプローブ" in html and "自明な基準予測" in html

@@ -98,7 +98,15 @@ def start_server(data_dir: Path, batching: bool, threads: int) -> tuple[subproce
                              "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"])
     address = f"127.0.0.1:{port}"
     with SearchClient(address) as c:
-        c.wait_until_serving(timeout=1800, poll=0.5)
+        while True:  # first start: minutes; a server that cannot start exits non-zero
+            if proc.poll() is not None:
+                raise SystemExit(f"server on {data_dir} exited with {proc.returncode} before serving")
+            try:
+                if c.health(timeout=2) == "SERVING":
+                    break
+            except Exception:  # not listening yet
+                pass
+            time.sleep(0.5)
     return proc, address, time.perf_counter() - t0
 
 

@@ -147,7 +147,7 @@ class Server:
             self.log.info("serving", extra={"startup_seconds": round(self.startup_seconds, 2),
                                             "collections": sorted(c.name for c in
                                                                   self.core.list_collections())})
-        except BaseException as exc:  # stay NOT_SERVING and say why; the operator must act
+        except BaseException as exc:  # NOT_SERVING; `serve` exits 1, embedders check .failed
             self.failed = exc
             self.log.exception("start-up failed; health stays NOT_SERVING")
 
@@ -191,12 +191,15 @@ class Server:
         self.log.info("stopped")
 
     def serve_forever(self) -> int:
-        """Block until SIGTERM/SIGINT, then shut down gracefully."""
+        """Block until SIGTERM/SIGINT, then shut down gracefully (0); 1 if start-up failed."""
         stop = threading.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.set())
         while not stop.wait(0.5):
-            pass
+            if self.failed is not None:  # exit non-zero so a supervisor sees it and restarts
+                self.log.error("exiting: start-up failed", extra={"error": repr(self.failed)})
+                self.stop(grace=0)
+                return 1
         self.stop()
         return 0
 

@@ -117,3 +117,19 @@ def test_serve_and_sigterm(tmp_path, tiny_model):
     rpc = [e for e in logs if e["msg"] == "rpc" and e["method"].endswith("/Upsert")]
     assert rpc and rpc[0]["code"] == "OK" and len(rpc[0]["request_id"]) == 32
     assert list((data / "index").rglob("*")), "no index files written"
+
+
+def test_serve_exits_non_zero_when_start_up_fails(make_server, tmp_path):
+    """A data dir held by another server: start-up fails, `serve` says why and exits 1
+    (rather than sitting NOT_SERVING forever)."""
+    running = make_server(data_dir=tmp_path / "shared")
+    config = tmp_path / "serve.yaml"
+    config.write_text(yaml.safe_dump({"metrics": {"port": None}, "bootstrap": {"enabled": False}}))
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+    proc = subprocess.run([sys.executable, "-m", "ranksearch.cli", "serve", "--config", str(config),
+                           "--data-dir", str(tmp_path / "shared"), "--listen", "127.0.0.1:0"],
+                          capture_output=True, text=True, env=env, timeout=120)
+    assert proc.returncode == 1, proc.stderr
+    logs = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
+    assert [e["msg"] for e in logs if e["level"] == "ERROR"][-1] == "exiting: start-up failed"
+    assert running.client().health() == "SERVING"

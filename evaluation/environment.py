@@ -47,7 +47,12 @@ def hardware() -> dict:
                 mem = int(line.split()[1]) * 1024
     except OSError:
         pass
+    try:  # other work on the machine skews latency: record how busy it was
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
     return {"cpu": cpu_model(), "logical_cpus": os.cpu_count(), "usable_cpus": usable,
+            "load_average_1_5_15min": load,
             "torch_threads": torch.get_num_threads(), "memory_bytes": mem,
             "platform": platform.platform(), "machine": platform.machine()}
 

@@ -83,3 +83,14 @@ def test_bad_input_names_the_field(converted, tmp_path):
         emb.encode("one string")
     with pytest.raises(NotFound, match="^model: "):
         load_encoder(tmp_path)
+
+
+def test_third_party_loading(converted, sentences):
+    """Without the class mapping, sentence-transformers 6 refuses the folder (it would
+    have to import our class); with trust_remote_code=True it imports the installed one."""
+    from sentence_transformers import SentenceTransformer
+
+    with pytest.raises(ValueError, match="trust_remote_code"):
+        SentenceTransformer(str(converted), local_files_only=True)
+    third = SentenceTransformer(str(converted), trust_remote_code=True, local_files_only=True)
+    np.testing.assert_array_equal(third.encode(sentences), load_encoder(converted).encode(sentences))

@@ -10,7 +10,7 @@ import json
 import sys
 from pathlib import Path
 
-DEFAULT_STEPS = 120
+DEFAULT_STEPS = 480
 
 
 def register(subparsers) -> None:

@@ -42,5 +42,9 @@ bench: install
 proto: install
 	$(BIN)/python -m ranksearch.proto.generate
 
+# Offline install bundle (wheelhouse + model + configs + install.sh); see deploy/RUNBOOK.md.
+bundle: install
+	$(BIN)/python deploy/build_bundle.py
+
 clean:
 	rm -rf $(VENV) build *.egg-info

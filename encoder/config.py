@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ranksearch.errors import ConfigError
+from ranksearch.typed import reject_unknown
 
 _NORMS = ("post", "pre")
 _POOLINGS = ("mean", "cls")
@@ -80,12 +81,7 @@ class EncoderConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "EncoderConfig":
-        known = [f.name for f in fields(cls)]
-        for key in data:
-            if key not in known:
-                close = difflib.get_close_matches(str(key), known, n=3)
-                hint = f"; did you mean {close}?" if close else ""
-                raise ConfigError(str(key), f"unknown setting{hint} (known: {', '.join(known)})")
+        reject_unknown(data, [f.name for f in fields(cls)])
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -33,22 +33,12 @@ from typing import Any
 import yaml
 
 from ranksearch.errors import ConfigError
+from ranksearch.typed import reject_unknown
 
 BM25_NAME = "bm25"
 ATTENTION_CHECKS = ("baseline", "all", "none")
 SWEEPS = ("fixed_heads", "fixed_budget")
 INDEX_KINDS = ("flat", "hnsw", "ivf")
-
-
-def _reject_unknown(data: dict, known: list[str], where: str) -> None:
-    if not isinstance(data, dict):
-        raise ConfigError(where, f"must be a mapping, got {type(data).__name__}")
-    for key in data:
-        if key not in known:
-            close = difflib.get_close_matches(str(key), known, n=2)
-            hint = f"; did you mean {close[0]!r}?" if close else ""
-            field_name = f"{where}.{key}" if where else str(key)
-            raise ConfigError(field_name, f"unknown key{hint} (known: {', '.join(known)})")
 
 
 @dataclass
@@ -149,7 +139,7 @@ def _typed(cls, data: Any, where: str):
     if cls is FolderSource and isinstance(data, str):
         data = {"path": data}
     known = list(cls.__dataclass_fields__)
-    _reject_unknown(data, known, where)
+    reject_unknown(data, known, where)
     try:
         return cls(**data)
     except TypeError as exc:
@@ -157,7 +147,7 @@ def _typed(cls, data: Any, where: str):
 
 
 def _check_index(index: Any, where: str) -> dict:
-    _reject_unknown(index, ["kind", "params"], where)
+    reject_unknown(index, ["kind", "params"], where)
     kind = index.get("kind", "flat")
     if kind not in INDEX_KINDS and "," not in str(kind):
         raise ConfigError(f"{where}.kind", f"must be one of {INDEX_KINDS} or a FAISS factory "
@@ -174,7 +164,7 @@ def _int_or_none(value, where: str):
 
 
 def _expand(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
-    _reject_unknown(raw, _VARIANT_KEYS, where)
+    reject_unknown(raw, _VARIANT_KEYS, where)
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name", "is required (a non-empty string)")
@@ -222,7 +212,7 @@ def _expand(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
 
 
 def parse_spec(data: Any) -> EvalSpec:
-    _reject_unknown(data, _TOP_KEYS, "")
+    reject_unknown(data, _TOP_KEYS, "")
     raw_variants = data.get("variants")
     if not isinstance(raw_variants, list) or not raw_variants:
         raise ConfigError("variants", "must be a non-empty list")

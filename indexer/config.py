@@ -5,6 +5,7 @@ from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 from ranksearch.errors import ConfigError
+from ranksearch.typed import reject_unknown
 
 
 @dataclass
@@ -50,10 +51,7 @@ class IndexerConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], prefix: str = "") -> "IndexerConfig":
-        known = {f.name for f in fields(cls)}
-        for key in data:
-            if key not in known:
-                raise ConfigError(f"{prefix}{key}", f"unknown key (known: {', '.join(sorted(known))})")
+        reject_unknown(data, [f.name for f in fields(cls)], prefix.rstrip("."))
         return cls(**data)
 
     def to_dict(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from typing import Any
 import yaml
 
 from ranksearch.errors import ConfigError
+from ranksearch.typed import reject_unknown
 
 ROLES = ("read", "write", "admin")
 _NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
@@ -285,16 +286,11 @@ def from_dict(cls: type, data: Any, prefix: str = "") -> Any:
     """Build dataclass ``cls`` from a mapping, rejecting unknown keys by dotted name."""
     if data is None:
         data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(prefix or "(root)", f"expected a mapping, got {type(data).__name__}")
+    reject_unknown(data, [f.name for f in dataclasses.fields(cls)], prefix)
     hints = typing.get_type_hints(cls)
-    known = {f.name for f in dataclasses.fields(cls)}
     kwargs = {}
     for key, value in data.items():
         dotted = f"{prefix}.{key}" if prefix else str(key)
-        if key not in known:
-            raise ConfigError(dotted, f"unknown key; known keys of {prefix or 'the config'}: "
-                              f"{', '.join(sorted(known))}")
         kwargs[key] = _convert(hints[key], value, dotted)
     try:
         return cls(**kwargs)

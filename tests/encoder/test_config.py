@@ -19,7 +19,7 @@ def test_overrides_and_per_layer_rank():
 
 
 def test_unknown_key_is_named_with_suggestion():
-    with pytest.raises(ConfigError, match=r"rnak: unknown setting.*'rank'") as err:
+    with pytest.raises(ConfigError, match=r"rnak: unknown key.*'rank'") as err:
         EncoderConfig.preset("tiny", rnak=4)
     assert err.value.field == "rnak"
 

@@ -28,7 +28,6 @@ so a rebuild downloads only what changed.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import shutil
@@ -38,6 +37,8 @@ import tarfile
 import time
 from pathlib import Path
 from urllib.parse import unquote, urlparse
+
+from ranksearch.fsutil import sha256_file
 
 REPO = Path(__file__).resolve().parents[1]
 DEPLOY = REPO / "deploy"
@@ -97,20 +98,12 @@ def build_model(dest: Path) -> str:
     return str(ensure_default_model(dest))
 
 
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def write_manifest(root: Path, info: dict) -> None:
     files = {}
     for p in sorted(root.rglob("*")):
         if p.is_file():
             rel = p.relative_to(root).as_posix()
-            files[rel] = {"bytes": p.stat().st_size, "sha256": sha256(p)}
+            files[rel] = {"bytes": p.stat().st_size, "sha256": sha256_file(p)}
     info = dict(info, files=files, total_bytes=sum(f["bytes"] for f in files.values()))
     (root / "MANIFEST.json").write_text(json.dumps(info, indent=2) + "\n")
 

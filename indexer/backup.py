@@ -10,35 +10,18 @@ and SQLite's integrity before anything is served from it.
 """
 from __future__ import annotations
 
-import hashlib
 import json
-import os
 import shutil
 import sqlite3
 import time
 from pathlib import Path
 
+from ranksearch.fsutil import fsync_path, sha256_file
 from ranksearch.errors import FailedPrecondition, NotFound
 from ranksearch.indexer.snapshot import SUFFIX
 from ranksearch.indexer.store import DB_NAME
 
 MANIFEST = "ranksearch-backup.json"
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
-def _fsync(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _require_empty(path: Path, field: str) -> None:
@@ -62,8 +45,8 @@ def backup(data_dir: Path | str, dest: Path | str) -> dict:
             shutil.copyfile(snap, dest / rel)
         except FileNotFoundError:  # collection deleted meanwhile
             continue
-        files[str(rel)] = _sha256(dest / rel)
-        _fsync(dest / rel)
+        files[str(rel)] = sha256_file(dest / rel)
+        fsync_path(dest / rel)
     src = sqlite3.connect(db, timeout=30.0)
     dst = sqlite3.connect(dest / DB_NAME)
     try:
@@ -75,12 +58,12 @@ def backup(data_dir: Path | str, dest: Path | str) -> dict:
     finally:
         dst.close()
         src.close()
-    files[DB_NAME] = _sha256(dest / DB_NAME)
-    _fsync(dest / DB_NAME)
+    files[DB_NAME] = sha256_file(dest / DB_NAME)
+    fsync_path(dest / DB_NAME)
     manifest = {"format": 1, "created_at": time.time(), "seq": seq, "documents": docs, "files": files}
     (dest / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True))
-    _fsync(dest / MANIFEST)
-    _fsync(dest)
+    fsync_path(dest / MANIFEST)
+    fsync_path(dest)
     return manifest
 
 
@@ -93,13 +76,13 @@ def restore(src: Path | str, data_dir: Path | str) -> dict:
     _require_empty(data_dir, "data_dir")
     manifest = json.loads(manifest_path.read_text())
     for rel, digest in manifest["files"].items():
-        if not (src / rel).is_file() or _sha256(src / rel) != digest:
+        if not (src / rel).is_file() or sha256_file(src / rel) != digest:
             raise FailedPrecondition("src", f"{rel} is missing or does not match the backup manifest")
     data_dir.mkdir(parents=True, exist_ok=True)
     for rel in manifest["files"]:
         (data_dir / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(src / rel, data_dir / rel)
-        _fsync(data_dir / rel)
+        fsync_path(data_dir / rel)
     conn = sqlite3.connect(data_dir / DB_NAME)
     try:
         result = conn.execute("PRAGMA integrity_check").fetchall()
@@ -107,5 +90,5 @@ def restore(src: Path | str, data_dir: Path | str) -> dict:
         conn.close()
     if result != [("ok",)]:
         raise FailedPrecondition("src", f"restored database fails integrity_check: {result[:3]}")
-    _fsync(data_dir)
+    fsync_path(data_dir)
     return manifest

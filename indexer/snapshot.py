@@ -21,6 +21,7 @@ from pathlib import Path
 import faiss
 import numpy as np
 
+from ranksearch.fsutil import fsync_path
 from ranksearch.indexer.faiss_index import VariantIndex
 from ranksearch.indexer.types import VariantSpec
 
@@ -41,14 +42,6 @@ class SnapshotInfo:
 
 def snapshot_path(root: Path, collection: str, variant: str) -> Path:
     return root / "snapshots" / collection / f"{variant}{SUFFIX}"
-
-
-def _fsync_dir(path: Path) -> None:
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def serialize(index: VariantIndex) -> dict[str, np.ndarray]:
@@ -85,7 +78,7 @@ def write_snapshot(path: Path, spec: VariantSpec, collection: str, seq: int, par
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
-    _fsync_dir(path.parent)
+    fsync_path(path.parent)
     return SnapshotInfo(seq, now)
 
 

@@ -15,13 +15,14 @@ Reading versions loads no model and opens the store read-only.
 """
 from __future__ import annotations
 
-import hashlib
 import json
 import platform
 import sqlite3
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from ranksearch.fsutil import sha256_file
 
 #: distributions whose versions decide behaviour and are worth reporting
 RUNTIME_PACKAGES = ("torch", "faiss-cpu", "sentence-transformers", "transformers",
@@ -101,12 +102,7 @@ def model_info(folder: Path) -> dict[str, Any]:
         info["kind"] = "sentence-transformers"
     weights = sorted(folder.glob("*.safetensors"))
     if weights:
-        h = hashlib.sha256()
-        for w in weights:
-            with open(w, "rb") as fh:
-                for block in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(block)
-        info["weights_sha256"] = h.hexdigest()[:16]
+        info["weights_sha256"] = sha256_file(*weights)[:16]
     return info
 
 

@@ -20,7 +20,7 @@ from . import metrics as M
 from .environment import git_revision, hardware, now, versions
 from .latency import peak_rss_bytes
 from .results import decide, write_csv
-from .spec import BM25_NAME, EvalSpec, VariantSpec
+from .spec import EvalSpec, VariantSpec
 
 #: queries used by the attention check (uniform ablation re-encodes the corpus)
 ENTROPY_TEXTS = 64

@@ -8,7 +8,6 @@ MicroBatcher (worker thread) per model folder; the Indexer does its own locking.
 """
 from __future__ import annotations
 
-import os
 import re
 import threading
 import time

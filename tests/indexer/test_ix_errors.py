@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from ixhelpers import docs, one_variant, unit
+from ixhelpers import docs, unit
 from ranksearch.errors import AlreadyExists, ConfigError, InvalidArgument, NotFound
 from ranksearch.indexer import Document, IndexerConfig, IndexSpec, VariantSpec
 

@@ -8,7 +8,7 @@ import pytest
 
 from ixhelpers import SPECS, docs, unit
 from ranksearch.errors import FailedPrecondition
-from ranksearch.indexer import Document, Indexer, IndexerConfig, VariantSpec
+from ranksearch.indexer import Document, Indexer, VariantSpec
 from ranksearch.indexer.store import DB_NAME
 
 KINDS = ("flat", "hnsw", "ivf")

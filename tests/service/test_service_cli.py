@@ -6,9 +6,7 @@ import os
 import signal
 import subprocess
 import sys
-from pathlib import Path
 
-import pytest
 import yaml
 
 from ranksearch.cli import main

@@ -6,21 +6,16 @@ import datetime as _dt
 import os
 import platform
 import subprocess
-from importlib import metadata
 from pathlib import Path
+
+from ranksearch.service.version import runtime_versions
 
 PACKAGES = ("ranksearch", "torch", "numpy", "sentence-transformers", "transformers",
             "tokenizers", "faiss-cpu", "ranx", "bm25s", "matplotlib")
 
 
 def versions() -> dict[str, str]:
-    out = {"python": platform.python_version()}
-    for name in PACKAGES:
-        try:
-            out[name] = metadata.version(name)
-        except metadata.PackageNotFoundError:
-            out[name] = "not installed"
-    return out
+    return runtime_versions(PACKAGES)
 
 
 def cpu_model() -> str:

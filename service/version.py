@@ -106,9 +106,10 @@ def model_info(folder: Path) -> dict[str, Any]:
     return info
 
 
-def runtime_versions() -> dict[str, str]:
+def runtime_versions(packages: tuple[str, ...] = RUNTIME_PACKAGES) -> dict[str, str]:
+    """Python's version and each distribution's ('not installed' when absent)."""
     out = {"python": platform.python_version()}
-    for dist in RUNTIME_PACKAGES:
+    for dist in packages:
         try:
             out[dist] = metadata.version(dist)
         except metadata.PackageNotFoundError:

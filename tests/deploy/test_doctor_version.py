@@ -235,11 +235,13 @@ def test_doctor_and_version_read_a_server_data_dir(tmp_path, capsys):
     """A server keeps its store under <data_dir>/index; both commands take the
     server's data dir as operators know it."""
     data = tmp_path / "data"
-    shutil.copytree(Path(__file__).parent / "fixtures" / "service-data-v1", data)
+    from ranksearch.indexer.store import SCHEMA_VERSION
+
+    shutil.copytree(Path(__file__).parent / "fixtures" / f"service-data-v{SCHEMA_VERSION}", data)
     check = doctor.check_index(data, server_running=False)
     assert check.status == "ok", check.detail
     rc, out = run(["version", "--data-dir", str(data), "--json"], capsys)
     info = json.loads(out)
-    assert info["data_format"]["found"] == 1
+    assert info["data_format"]["found"] == SCHEMA_VERSION
     assert info["model"]["folder"] == str(data / "models" / "default")
     assert info["model"]["kind"] == "ranked-encoder"

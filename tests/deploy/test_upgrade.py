@@ -106,3 +106,37 @@ def test_server_starts_on_old_data_and_finds_documents_by_text(fixture, tmp_path
         got = client.get(meta["collection"], list(meta["documents"]) + meta["deleted"])
         assert sorted(d.id for d in got) == sorted(meta["documents"])
     assert version_info(data)["data_format"]["found"] == SCHEMA_VERSION
+
+
+def test_format_1_to_2_moves_vectors_to_a_rowid_table(tmp_path):
+    """Format 2 stores vectors in a rowid table with a unique (variant, seq) index
+    (format 1's WITHOUT ROWID table spilled every vector into overflow pages). The
+    migration keeps every vector bit for bit, and upsert-replace still replaces."""
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES / "data-v1", data)
+    meta = json.loads((data / "FIXTURE.json").read_text())
+
+    def vectors(path: Path) -> tuple[str, list]:
+        conn = sqlite3.connect(path / DB_NAME)
+        try:
+            ddl = conn.execute("SELECT sql FROM sqlite_master WHERE name = 'vectors'").fetchone()[0]
+            rows = conn.execute("SELECT variant, seq, vec FROM vectors ORDER BY variant, seq").fetchall()
+        finally:
+            conn.close()
+        return ddl, rows
+
+    ddl_before, rows_before = vectors(data)
+    assert "WITHOUT ROWID" in ddl_before
+    with Indexer(data) as indexer:
+        ddl_after, rows_after = vectors(data)
+        assert "WITHOUT ROWID" not in ddl_after
+        assert rows_after == rows_before  # every vector kept, bit for bit
+        vecs = fixture_vectors(seed=meta["vector_seed"])
+        from ranksearch.indexer import Document
+        indexer.upsert(meta["collection"], [Document("doc-00", "replaced")],
+                       {v: vecs[5:6] for v in meta["variants"]})
+        _, rows_replaced = vectors(data)
+        assert len(rows_replaced) == len(rows_before)  # replaced, not duplicated
+        for variant in meta["variants"]:
+            hit = indexer.search(meta["collection"], variant, vecs[5], k=2)[0]
+            assert {h.id for h in hit} == {"doc-00", "doc-05"}

@@ -9,7 +9,7 @@ import pytest
 from ixhelpers import SPECS, docs, unit
 from ranksearch.errors import FailedPrecondition
 from ranksearch.indexer import Document, Indexer, VariantSpec
-from ranksearch.indexer.store import DB_NAME
+from ranksearch.indexer.store import DB_NAME, SCHEMA_VERSION
 
 KINDS = ("flat", "hnsw", "ivf")
 
@@ -119,7 +119,7 @@ def test_newer_schema_is_refused(make_indexer, tmp_path):
     assert "schema version 99 is newer" in info.value.message
     Indexer(tmp_path / "data")  # nothing held after the failed open
     conn = sqlite3.connect(tmp_path / "data" / DB_NAME)
-    conn.execute("UPDATE schema_version SET version = 1")
+    conn.execute("UPDATE schema_version SET version = ?", (SCHEMA_VERSION,))
     conn.commit()
     conn.close()
     make_indexer().close()

@@ -322,8 +322,8 @@ class Indexer:
         with self._write_mutex:
             if self._collections.get(collection) is not state or set(unit) != set(state.specs):
                 return self.upsert(collection, docs, vectors)  # changed while we validated
-            rows = self.store.write_batch(collection, docs, unit)
-            self._apply(state, lambda: state.apply_upsert(docs, rows, unit))
+            rows = self.store.write_batch(collection, docs, unit, commit=False)
+            self._apply(state, lambda: state.apply_upsert(docs, rows, unit), commit=True)
         return len(docs)
 
     def delete(self, collection: str, ids: list[str]) -> int:
@@ -336,9 +336,8 @@ class Indexer:
             return 0
         with self._write_mutex:
             state = self._state(collection)
-            removed = self.store.delete_ids(collection, ids)
-            if removed:
-                self._apply(state, lambda: state.apply_delete(removed))
+            removed = self.store.delete_ids(collection, ids, commit=False)
+            self._apply(state, (lambda: state.apply_delete(removed)) if removed else None, commit=True)
         return len(removed)
 
     def put_vectors(self, collection: str, variant: str, ids: list[str], vectors: np.ndarray) -> int:
@@ -366,14 +365,30 @@ class Indexer:
             self._apply(state, apply)
         return len(found)
 
-    def _apply(self, state: CollectionState, change) -> None:
+    def _apply(self, state: CollectionState, change, commit: bool = False) -> None:
         """Apply a committed change in memory (writer mutex held), then train or
-        compact what needs it outside the write lock."""
-        try:
-            with state.lock.write():
+        compact what needs it outside the write lock.
+
+        ``commit=True``: the store's transaction is still open; it is committed under
+        the same write lock as the in-memory change, so no search (which reads texts
+        from SQLite under the read lock) ever sees SQLite a batch ahead of memory.
+        Searches wait only for the COMMIT itself, not for the batch's inserts."""
+        failed = False
+        with state.lock.write():
+            if commit:
+                try:
+                    self.store.commit()
+                except BaseException:
+                    self.store.rollback()
+                    raise
+            if change is None:
+                return
+            try:
                 change()
-        except Exception:
-            log.exception("applying a committed batch to %s failed; rebuilding it from SQLite", state.name)
+            except Exception:
+                log.exception("applying a committed batch to %s failed; rebuilding it from SQLite", state.name)
+                failed = True
+        if failed:
             self._rebuild_state(state)
             return
         for name, index in list(state.indexes.items()):

@@ -7,11 +7,12 @@ Threading model
   concurrently; search knobs travel per call, never set on a shared index).
 - One writer at a time: upsert, delete, put_vectors, collection/variant changes,
   snapshot and rebuild serialise on the writer mutex. A write validates its whole
-  batch first (nothing is written if any part is bad), commits one SQLite
-  transaction (durable from here on: WAL + synchronous=FULL), then applies the whole
-  batch to the in-memory state under the collection's write lock. So a search sees
-  a batch entirely or not at all, and the write lock is held only for the in-memory
-  apply -- never during the commit's fsync, never during encoding (which happens
+  batch first (nothing is written if any part is bad), writes it in one SQLite
+  transaction, then -- under the collection's write lock -- commits it (durable from
+  here on: WAL + synchronous=FULL) and applies the whole batch to the in-memory
+  state. So a search sees a batch entirely or not at all, in FAISS and in the texts
+  it reads from SQLite alike; the write lock covers only the COMMIT (its fsync) and
+  the in-memory apply -- never the batch's inserts, never encoding (which happens
   outside the indexer, before upsert is called), and never while an index is
   retrained or compacted (that is built from a stable copy under the writer mutex,
   then swapped in under the write lock).

@@ -263,7 +263,14 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
                      "and re-run doctor to verify the indexes against the store")
     from ranksearch.errors import FailedPrecondition
     from ranksearch.indexer import Indexer, IndexerConfig
+    from ranksearch.indexer.store import SCHEMA_VERSION
+    from ranksearch.service.version import data_dir_version
 
+    found = data_dir_version(data_dir)
+    if found is not None and 0 < found < SCHEMA_VERSION:
+        # opening the store would migrate it: doctor changes nothing on disk
+        return Check("index", SKIP, f"data format {found} is migrated to {SCHEMA_VERSION} on the "
+                     "next start; the index check runs after that")
     indexer = Indexer(store, IndexerConfig(snapshot_interval_s=0))
     try:
         indexer.open()

@@ -169,8 +169,10 @@ def test_model_check_loads_the_shipped_weights_offline(tmp_path):
 
 
 def test_index_check_verifies_a_store_and_skips_a_locked_one(tmp_path):
+    from ranksearch.indexer.store import SCHEMA_VERSION
+
     data = tmp_path / "data"
-    shutil.copytree(FIXTURE, data)
+    shutil.copytree(FIXTURE.with_name(f"data-v{SCHEMA_VERSION}"), data)  # current format
     check = doctor.check_index(data, server_running=False)
     assert check.status == "ok", check.detail
     assert "indexes consistent with the store" in check.detail

@@ -140,3 +140,14 @@ def test_format_1_to_2_moves_vectors_to_a_rowid_table(tmp_path):
         for variant in meta["variants"]:
             hit = indexer.search(meta["collection"], variant, vecs[5], k=2)[0]
             assert {h.id for h in hit} == {"doc-00", "doc-05"}
+
+
+def test_doctor_leaves_old_data_unmigrated(tmp_path):
+    """doctor runs before the first start of an upgrade: it must not migrate."""
+    from ranksearch.service.doctor import SKIP, check_index
+
+    data = tmp_path / "data"
+    shutil.copytree(FIXTURES / "service-data-v1", data)
+    check = check_index(data, server_running=False)
+    assert check.status == SKIP and "data format 1 is migrated to" in check.detail
+    assert data_dir_version(data) == 1

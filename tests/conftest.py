@@ -1,4 +1,5 @@
-"""Fixtures: one tiny real encoder per session; a real server per test."""
+"""Fixtures shared by tests/service and tests/client: one tiny real encoder per
+session; a real server on a free loopback port per test."""
 from __future__ import annotations
 
 from pathlib import Path

@@ -338,7 +338,9 @@ class SearchCore:
         hits = self.indexer.search(info.name, spec.name, vectors, params.k, mode=params.mode,
                                    filter=params.filter or None, offset=params.offset,
                                    min_score=params.min_score, include_text=params.include_text)
-        window = self._latency.setdefault((info.name, spec.name), LatencyWindow())
+        window = self._latency.get((info.name, spec.name))
+        if window is None:  # first search of this variant (setdefault keeps one under races)
+            window = self._latency.setdefault((info.name, spec.name), LatencyWindow())
         window.add((time.perf_counter() - started) * 1000.0)
         return spec.name, hits
 
@@ -381,19 +383,8 @@ class SearchCore:
         return out
 
 
-def _index_sizes(stats: Any) -> dict[tuple[str, str], int]:
-    """(collection, variant) -> vectors in the index, from Indexer.stats()."""
-    sizes: dict[tuple[str, str], int] = {}
-    collections = stats.get("collections", {}) if isinstance(stats, dict) else {}
-    items = collections.items() if isinstance(collections, dict) else \
-        ((c.get("name"), c) for c in collections)
-    for cname, cstats in items:
-        variants = cstats.get("variants", {}) if isinstance(cstats, dict) else {}
-        vitems = variants.items() if isinstance(variants, dict) else \
-            ((v.get("name"), v) for v in variants)
-        for vname, vstats in vitems:
-            if isinstance(vstats, dict):
-                size = vstats.get("index_size", vstats.get("ntotal", vstats.get("vectors")))
-                if size is not None:
-                    sizes[(cname, vname)] = int(size)
-    return sizes
+def _index_sizes(stats: dict) -> dict[tuple[str, str], int]:
+    """(collection, variant) -> vectors in its index, from Indexer.stats()."""
+    return {(cname, vname): vstats["vectors"]
+            for cname, cstats in stats["collections"].items()
+            for vname, vstats in cstats["variants"].items()}

@@ -286,17 +286,14 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
     return Check("index", OK, f"indexes consistent with the store: {_short(report)}")
 
 
-def _verify_problems(report) -> list[str]:
-    """Problems listed by Indexer.verify's report (a dict; see the indexer docs)."""
-    if isinstance(report, dict):
-        if report.get("ok") is False:
-            return [str(p) for p in report.get("problems", [])] or ["verify reported ok=false"]
-        return [str(p) for p in report.get("problems", [])]
-    return []
+def _verify_problems(report: dict) -> list[str]:
+    """Problems listed by Indexer.verify's report ({"ok", "problems", "collections"})."""
+    problems = [str(p) for p in report["problems"]]
+    return problems or ([] if report["ok"] else ["verify reported ok=false"])
 
 
-def _short(report) -> str:
-    text = str({k: v for k, v in report.items() if k != "problems"}) if isinstance(report, dict) else str(report)
+def _short(report: dict) -> str:
+    text = str({k: v for k, v in report.items() if k != "problems"})
     return text if len(text) < 200 else text[:197] + "..."
 
 

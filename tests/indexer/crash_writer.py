@@ -36,6 +36,13 @@ def batch_ops(b: int):
     return docs, deletes
 
 
+def ack(line: str) -> None:
+    """One acknowledgement = one complete line, written in one call. A SIGKILL can
+    still tear it (the parent then sees no newline and counts it as unsaid)."""
+    sys.stdout.write(line + "\n")
+    sys.stdout.flush()
+
+
 def main() -> None:
     data_dir, first = sys.argv[1], int(sys.argv[2])
     ix = Indexer(data_dir, IndexerConfig(snapshot_interval_s=0.05, tombstone_rebuild_ratio=0.3))
@@ -48,11 +55,11 @@ def main() -> None:
         docs, deletes = batch_ops(b)
         vecs = np.stack([vector(d.text) for d in docs])
         ix.upsert("c", docs, {n: vecs for n in VARIANTS})
-        print("U", b, " ".join(d.text for d in docs), flush=True)
+        ack(f"U {b} " + " ".join(d.text for d in docs))
         if deletes:
             ix.delete("c", deletes)
-            print("D", b, " ".join(deletes), flush=True)
-        print("B", b, flush=True)
+            ack(f"D {b} " + " ".join(deletes))
+        ack(f"B {b}")
         if b % 3 == 0:
             ix.snapshot()
         b += 1

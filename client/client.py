@@ -138,7 +138,9 @@ class SearchClient:
 
     def _call(self, method: str, request: Any, timeout: float | None = None,
               request_id: str | None = None, retry: bool = True):
-        """Unary call with a deadline; UNAVAILABLE is retried with backoff within it."""
+        """Call with a deadline; UNAVAILABLE is retried with backoff within it. For a
+        client stream, `request` is a function returning a fresh request iterator, so
+        each attempt sends the whole stream again."""
         timeout = self.timeout if timeout is None else timeout
         deadline = time.monotonic() + timeout
         metadata = self._metadata(request_id)
@@ -150,7 +152,8 @@ class SearchClient:
                                 f"deadline of {timeout}s passed before the call was sent",
                                 request_id=dict(metadata)["x-request-id"])
             try:
-                return getattr(self.stub, method)(request, timeout=remaining, metadata=metadata)
+                sent = request() if callable(request) else request
+                return getattr(self.stub, method)(sent, timeout=remaining, metadata=metadata)
             except grpc.RpcError as exc:
                 code = exc.code()
                 delay = min(self.max_backoff, self.backoff * 2 ** attempt) * (0.5 + random.random() / 2)
@@ -195,7 +198,9 @@ class SearchClient:
 
     def upsert_stream(self, collection: str, documents: Iterable[Document | Mapping],
                       batch_size: int = 128, timeout: float | None = None) -> int:
-        """Stream documents in batches (bulk load); not retried (the iterator is consumed)."""
+        """Stream documents in batches (bulk load). Upsert is idempotent by id, so when
+        `documents` is a sequence (replayable) the whole stream is retried on
+        UNAVAILABLE; a one-shot iterator is not retried, since it is consumed."""
         def requests() -> Iterator[pb.UpsertRequest]:
             batch: list[pb.Document] = []
             for d in documents:
@@ -205,7 +210,9 @@ class SearchClient:
                     batch = []
             if batch:
                 yield pb.UpsertRequest(collection=collection, documents=batch)
-        return self._call("UpsertStream", requests(), timeout, retry=False).count
+        replayable = isinstance(documents, Sequence)
+        return self._call("UpsertStream", requests if replayable else requests(), timeout,
+                          retry=replayable).count
 
     def delete(self, collection: str, ids: Sequence[str], timeout: float | None = None) -> int:
         return self._call("Delete", pb.DeleteRequest(collection=collection, ids=list(ids)), timeout).count

@@ -53,6 +53,30 @@ def test_retry_succeeds_once_the_server_is_ready(make_server):
     assert counts["ListCollections"] >= 2
 
 
+def test_upsert_stream_of_a_list_is_retried_whole_and_an_iterator_is_not(make_server, tmp_path):
+    first = make_server(data_dir=tmp_path / "restarting")
+    first.client().create_collection("notes")
+    first.__exit__(None, None, None)
+    gate = threading.Event()  # the restarted server answers UNAVAILABLE until it opens
+    server = make_server(data_dir=tmp_path / "restarting", wait=False, server_kwargs={"before_recovery": gate.wait})
+    counts = server.server.access.counts
+    docs = [Document(str(i), f"note {i}") for i in range(5)]
+    with pytest.raises(RpcFailed) as info:  # a generator is consumed: one try only
+        server.client(retries=5, backoff=0.01).upsert_stream("notes", iter(docs), batch_size=2)
+    assert info.value.code == grpc.StatusCode.UNAVAILABLE and counts["UpsertStream"] == 1
+
+    def open_gate_after_second_refusal():
+        while counts.get("UpsertStream", 0) < 2:
+            threading.Event().wait(0.01)
+        gate.set()
+
+    threading.Thread(target=open_gate_after_second_refusal, daemon=True).start()
+    client = server.client(retries=30, backoff=0.05, max_backoff=0.5, timeout=120)
+    assert client.upsert_stream("notes", docs, batch_size=2) == 5
+    assert counts["UpsertStream"] >= 3
+    assert [d.id for d in client.get("notes", [d.id for d in docs])] == ["0", "1", "2", "3", "4"]
+
+
 def test_invalid_argument_is_not_retried_and_names_the_field(make_server):
     server = make_server()
     client = server.client(retries=5)

@@ -129,12 +129,50 @@ def rows_for(cls: type, prefix: str, examples: dict[str, tuple[Any, str]]) -> li
     return rows
 
 
+def indexer_rows(examples: dict[str, tuple[Any, str]]) -> list[Row]:
+    """`indexer.<key>` rows from IndexerConfig: its fields and the `#:` comments above
+    them; the request limits it takes from `limits` are left out (setting them under
+    `indexer` is an error)."""
+    import inspect
+
+    from ranksearch.indexer.config import IndexerConfig
+
+    docs: dict[str, str] = {}
+    pending: list[str] = []
+    for line in inspect.getsource(IndexerConfig).splitlines():
+        line = line.strip()
+        if line.startswith("#:"):
+            pending.append(line[2:].strip())
+        elif ":" in line and pending:
+            docs[line.split(":")[0].strip()] = " ".join(pending)
+            pending = []
+        else:
+            pending = []
+    hints = typing.get_type_hints(IndexerConfig)
+    rows = []
+    for f in dataclasses.fields(IndexerConfig):
+        if f.name in LIMIT_DERIVED:
+            continue
+        key, default_s = f"indexer.{f.name}", yaml_value(f.default)
+        example = (f"`{yaml_value(examples[key][0])}` ({examples[key][1]})" if key in examples
+                   else f"`{default_s}`")
+        rows.append(Row(key, type_name(hints[f.name]), f"`{default_s}`", docs.get(f.name, ""), example))
+    return rows
+
+
+#: IndexerConfig keys that ServiceConfig derives from `limits`
+LIMIT_DERIVED = ("max_k", "max_offset", "max_id_length", "max_batch", "max_queries")
+
+
 def render(cls: type | None = None, example_files: list[Path] | None = None) -> str:
     if cls is None:
         from ranksearch.service.config import ServiceConfig as cls  # noqa: N813
     files = sorted(EXAMPLES.glob("*.yaml")) if example_files is None else example_files
     examples = example_values(files)
     rows = rows_for(cls, "", examples)
+    if cls.__name__ == "ServiceConfig":
+        at = next(i for i, r in enumerate(rows) if r.key == "indexer") + 1
+        rows[at:at] = indexer_rows(examples)
     out = [HEADER.format(examples=", ".join(f"`configs/{p.name}`" for p in files))]
     out.append("| key | type | default | meaning | example |")
     out.append("|---|---|---|---|---|")

@@ -29,6 +29,11 @@ class IndexerConfig:
     #: HNSW cannot remove vectors: deleted ones are tombstoned, and the graph is
     #: rebuilt from the exact vectors when tombstones exceed this fraction
     tombstone_rebuild_ratio: float = 0.2
+    #: training, retraining and compaction of an index of at most this many vectors
+    #: run on the writer's thread (writes wait that long, searches never do); a
+    #: larger index is rebuilt in a background thread while writes go on, and then
+    #: catches up with the writes made meanwhile
+    inline_maintenance_max: int = 10_000
     #: a filter matching at most this many documents is answered by an exact scan
     #: of just those vectors (no graph/IVF search)
     exact_filter_max: int = 4096
@@ -38,7 +43,7 @@ class IndexerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
-        for name in ("max_offset", "exact_filter_max"):
+        for name in ("max_offset", "exact_filter_max", "inline_maintenance_max"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {value!r}")

@@ -119,7 +119,7 @@ class VariantIndex:
             if trained_on is None:
                 return None
             n = len(trained_on)
-            nlist = self.params.get("nlist") or max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
+            nlist = self.params.get("nlist") or self.auto_nlist(n)
             index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
             index.train(trained_on)
             return index
@@ -161,22 +161,62 @@ class VariantIndex:
 
     def rebuilt(self) -> "VariantIndex":
         """A new VariantIndex over the same vectors with a freshly built (and, if
-        needed, trained) main index and no tombstones. Reads self only."""
+        needed, trained) main index and no tombstones. Writer mutex held."""
         ids = self.ids()
-        vecs = self.vectors()
-        # the exact index is shared: the writer mutex is held, so nothing mutates it
-        # until the new object has replaced this one
-        fresh = VariantIndex(self.spec, exact=self.exact, main=None)
+        return self.with_main(self.build_main(ids, self.vectors()), ids)
+
+    def build_main(self, ids: np.ndarray, vecs: np.ndarray) -> faiss.Index | None:
+        """A fresh main index over ids (n,) / vecs (n, d), trained on vecs when it
+        needs training. Touches no shared state, so it runs without any lock (the
+        slow part of training and compaction). None for flat, or too few vectors."""
         if self.kind == "flat":
-            return fresh
+            return None
         need = self.train_min()
         if need and len(ids) < need:
-            fresh.main = None
+            return None
+        main = self._new_main(trained_on=vecs if need or self.kind == "ivf" else None)
+        if main is not None and len(ids):
+            main.add_with_ids(vecs, ids)
+        return main
+
+    def with_main(self, main: faiss.Index | None, built_ids: np.ndarray) -> "VariantIndex":
+        """A VariantIndex over this one's exact index *as it is now* and `main`, which
+        was built from `built_ids`: vectors added since are added to `main`, ones
+        removed since are removed (or tombstoned). The exact index is shared, so the
+        caller holds the writer mutex until the result has replaced this object."""
+        fresh = VariantIndex(self.spec, exact=self.exact, main=None)
+        if main is None:
             return fresh
-        fresh.main = fresh._new_main(trained_on=vecs if need or self.kind == "ivf" else None)
-        if fresh.main is not None and len(ids):
-            fresh.main.add_with_ids(vecs, ids)
+        now = self.ids()
+        new = np.setdiff1d(now, built_ids, assume_unique=True)
+        gone = np.setdiff1d(built_ids, now, assume_unique=True)
+        if len(new):
+            main.add_with_ids(self.exact.reconstruct_batch(new), new)
+        fresh.main = main
+        fresh._remove_from_main(gone)
         return fresh
+
+    @staticmethod
+    def auto_nlist(n: int) -> int:
+        """IVF list count for n vectors when the spec gives no nlist."""
+        return max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
+
+    def maintenance_reason(self, tombstone_ratio: float) -> str | None:
+        """Why the main index should be rebuilt from the exact vectors now, or None:
+        an IVF index that has enough vectors to train; an HNSW graph with too many
+        tombstones; an IVF index without a fixed nlist whose data grew so that its
+        nlist should at least double (lists would otherwise grow without bound)."""
+        if self.needs_training:
+            return f"training on {self.count} vectors"
+        if self.main is None:
+            return None
+        if self.needs_compaction(tombstone_ratio):
+            return f"compacting {len(self.tombstones)} tombstones"
+        if self.kind == "ivf" and "nlist" not in self.params:
+            have, want = faiss.extract_index_ivf(self.main).nlist, self.auto_nlist(self.count)
+            if want >= 2 * have:
+                return f"retraining for {self.count} vectors: nlist {have} -> {want}"
+        return None
 
     @property
     def needs_training(self) -> bool:
@@ -196,10 +236,13 @@ class VariantIndex:
             return
         sel = faiss.IDSelectorBatch(ids)
         self.exact.remove_ids(sel)
-        if self.main is None:
+        self._remove_from_main(ids, sel)
+
+    def _remove_from_main(self, ids: np.ndarray, sel: Any = None) -> None:
+        if self.main is None or not len(ids):
             return
         if self.removable:
-            self.main.remove_ids(sel)
+            self.main.remove_ids(sel if sel is not None else faiss.IDSelectorBatch(ids))
         else:
             self.tombstones.update(int(i) for i in ids)
             self._refresh_tomb_sel()

@@ -19,6 +19,16 @@ Threading model
 - Snapshots serialise the indexes under the read lock (searches continue) and write
   the file outside it. A background thread takes them every snapshot_interval_s
   when something changed; close() takes a final one.
+- Training an IVF index, retraining one whose data outgrew its nlist, and compacting
+  an HNSW graph full of tombstones rebuild the variant's main index from its exact
+  vectors. Up to inline_maintenance_max vectors this runs on the writer's thread
+  (writes wait, searches go on). Above it, a background thread copies the vectors
+  under the writer mutex, builds and trains the new index holding no lock at all
+  (writes and searches go on; the old index keeps answering), then takes the writer
+  mutex again, adds the vectors written meanwhile and drops the ones deleted
+  meanwhile (ids are sequence numbers, so a set difference finds both), and swaps
+  it in under the write lock. A rebuild that finds its collection deleted, its
+  variant replaced or the indexer closed is discarded.
 - FAISS's OpenMP pool is sized once per process from config.faiss_threads.
 
 Recovery (open)
@@ -74,6 +84,8 @@ class Indexer:
         self._lock_file = None
         self._stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
+        self._maintainers = 0  # background rebuilds running
+        self._maintenance_done = threading.Condition()
         #: what open() did, per "collection/variant": "snapshot", "rebuilt: <why>"
         self.recovery: dict[str, str] = {}
 
@@ -98,6 +110,9 @@ class Indexer:
             for name, default, specs in self._store.load_collections():
                 collections[name] = self._recover(name, default, specs)
             self._collections = collections
+            with self._write_mutex:
+                for state in collections.values():
+                    self._maintain(state)
             self.snapshot(only_dirty=True)
         except BaseException:
             self._release()
@@ -159,12 +174,10 @@ class Indexer:
             try:
                 index, info = load_snapshot(path, spec)
                 added, removed = self._reconcile(name, index)
-                maintained = self._maintain(index)
                 self.recovery[key] = f"snapshot seq {info.seq}: replayed {added} added, {removed} removed"
                 state.snapshots[spec.name] = info
-                if added or removed or maintained is not index:
+                if added or removed:
                     state.dirty.add(spec.name)
-                index = maintained
             except SnapshotError as exc:
                 if path.exists() or not self._empty(name, spec):
                     log.warning("rebuilding %s from SQLite: %s", key, exc)
@@ -204,16 +217,69 @@ class Indexer:
         index.add(seqs, vecs)
         return index.rebuilt()
 
-    def _maintain(self, index: VariantIndex) -> VariantIndex:
-        """Train an untrained IVF index once enough vectors exist; compact an HNSW
-        graph whose tombstones exceed the configured ratio. Reads `index` only."""
-        if index.needs_training:
-            log.info("training %s on %d vectors", index.spec.name, index.count)
-            return index.rebuilt()
-        if index.main is not None and index.needs_compaction(self.config.tombstone_rebuild_ratio):
-            log.info("compacting %s: %d tombstones", index.spec.name, len(index.tombstones))
-            return index.rebuilt()
-        return index
+    def _maintain(self, state: CollectionState) -> None:
+        """Rebuild the main index of every variant that needs it (see
+        VariantIndex.maintenance_reason): small ones now, large ones in a
+        background thread. Writer mutex held."""
+        for name, index in list(state.indexes.items()):
+            if name in state.maintaining:
+                continue
+            reason = index.maintenance_reason(self.config.tombstone_rebuild_ratio)
+            if reason is None:
+                continue
+            if index.count <= self.config.inline_maintenance_max:
+                log.info("%s/%s: %s", state.name, name, reason)
+                fresh = index.rebuilt()
+                with state.lock.write():
+                    state.indexes[name] = fresh
+                    state.dirty.add(name)
+                continue
+            state.maintaining[name] = reason
+            with self._maintenance_done:
+                self._maintainers += 1
+            threading.Thread(target=self._maintain_in_background, args=(state, name, index),
+                             name=f"ranksearch-maintain-{state.name}/{name}", daemon=True).start()
+
+    def _still_current(self, state: CollectionState, name: str, index: VariantIndex) -> bool:
+        """Whether a background rebuild started from `index` may still be swapped in."""
+        return (self._store is not None and self._collections.get(state.name) is state
+                and name in state.indexes and state.indexes[name].spec is index.spec)
+
+    def _maintain_in_background(self, state: CollectionState, name: str, started_from: VariantIndex) -> None:
+        key, reason = f"{state.name}/{name}", state.maintaining.get(name, "")
+        try:
+            with self._write_mutex:  # a stable copy: no write is half-applied
+                if not self._still_current(state, name, started_from):
+                    return
+                index = state.indexes[name]
+                ids, vecs = index.ids(), index.vectors()
+            log.info("%s: %s, in the background (writes and searches go on)", key, reason)
+            t0 = time.monotonic()
+            main = index.build_main(ids, vecs)  # no lock held: the slow part
+            del vecs
+            with self._write_mutex:
+                if not self._still_current(state, name, index):
+                    log.info("%s: background rebuild discarded (variant changed or indexer closed)", key)
+                    return
+                current = state.indexes[name]
+                fresh = current.with_main(main, ids)  # catch up with the writes made meanwhile
+                with state.lock.write():
+                    state.indexes[name] = fresh
+                    state.dirty.add(name)
+            log.info("%s: background rebuild done in %.1f s (%d vectors)", key, time.monotonic() - t0, fresh.count)
+        except Exception:  # the old index keeps serving; the next write tries again
+            log.exception("%s: background rebuild failed", key)
+        finally:
+            with self._write_mutex:
+                state.maintaining.pop(name, None)
+            with self._maintenance_done:
+                self._maintainers -= 1
+                self._maintenance_done.notify_all()
+
+    def wait_for_maintenance(self, timeout: float | None = None) -> bool:
+        """Block until no background rebuild is running; False on timeout."""
+        with self._maintenance_done:
+            return self._maintenance_done.wait_for(lambda: self._maintainers == 0, timeout)
 
     # -- collections ----------------------------------------------------------------------------
     def _state(self, collection: Any, field: str = "collection") -> CollectionState:
@@ -392,11 +458,7 @@ class Indexer:
         if failed:
             self._rebuild_state(state)
             return
-        for name, index in list(state.indexes.items()):
-            fresh = self._maintain(index)
-            if fresh is not index:
-                with state.lock.write():
-                    state.indexes[name] = fresh
+        self._maintain(state)
 
     # -- reads ------------------------------------------------------------------------------------------
     def get(self, collection: str, ids: list[str]) -> list[Document]:
@@ -543,6 +605,7 @@ class Indexer:
                         "snapshot_seq": info.seq if info else None,
                         "snapshot_age_s": round(now - info.created_at, 3) if info else None,
                         "changed_since_snapshot": name in state.dirty,
+                        "rebuilding": state.maintaining.get(name),
                     }
                 out["collections"][state.name] = {
                     "documents": len(state.by_id),

@@ -30,6 +30,8 @@ class CollectionState:
     snapshots: dict[str, SnapshotInfo | None] = field(default_factory=dict)
     #: variants changed since their last snapshot
     dirty: set[str] = field(default_factory=set)
+    #: variants whose main index a background thread is rebuilding -> why
+    maintaining: dict[str, str] = field(default_factory=dict)
 
     # -- documents (write lock held) --------------------------------------------------------
     def add_doc(self, seq: int, doc_id: str, metadata: dict[str, str]) -> None:

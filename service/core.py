@@ -359,7 +359,7 @@ class SearchCore:
         self.refresh()
         infos = [self.collection(collection)] if collection else \
             [self._collections[n] for n in sorted(self._collections)]
-        index_sizes = _index_sizes(self.indexer.stats())
+        index_stats = _index_stats(self.indexer.stats())
         weights_all = {i.name: self.routing.weights(i.name) for i in infos}
         out = []
         for info in infos:
@@ -371,9 +371,11 @@ class SearchCore:
                     desc = self._models[key][0].describe()
                 window = self._latency.get((info.name, spec.name), LatencyWindow())
                 p50, p95, p99 = window.percentiles()
+                ix = index_stats.get((info.name, spec.name), {})
                 variants.append({
                     "name": spec.name, "index_kind": spec.index.kind, "dim": spec.dim,
-                    "index_size": index_sizes.get((info.name, spec.name), info.documents),
+                    "index_size": ix.get("vectors", info.documents),
+                    "index_state": ix.get("index_type", ""), "rebuilding": ix.get("rebuilding") or "",
                     "model": spec.encoder, "rank": list(desc.get("rank", [])),
                     "parameters": int(desc.get("parameters", 0)), "requests": window.count,
                     "latency_ms": (p50, p95, p99), "is_default": spec.name == info.default_variant,
@@ -383,8 +385,8 @@ class SearchCore:
         return out
 
 
-def _index_sizes(stats: dict) -> dict[tuple[str, str], int]:
-    """(collection, variant) -> vectors in its index, from Indexer.stats()."""
-    return {(cname, vname): vstats["vectors"]
+def _index_stats(stats: dict) -> dict[tuple[str, str], dict]:
+    """(collection, variant) -> its entry of Indexer.stats()."""
+    return {(cname, vname): vstats
             for cname, cstats in stats["collections"].items()
             for vname, vstats in cstats["variants"].items()}

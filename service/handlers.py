@@ -192,7 +192,8 @@ class SearchServicer:
                 name=v["name"], index_kind=v["index_kind"], index_size=v["index_size"], dim=v["dim"],
                 model=v["model"], rank=v["rank"], parameters=v["parameters"], requests=v["requests"],
                 latency_p50_ms=v["latency_ms"][0], latency_p95_ms=v["latency_ms"][1],
-                latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"])
+                latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"],
+                index_state=v["index_state"], rebuilding=v["rebuilding"])
                 for v in c["variants"]]
             collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
                                                   variants=variants))

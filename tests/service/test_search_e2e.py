@@ -124,6 +124,8 @@ def test_collections_and_variants(server, tiny_model):
     stats = {c.name: c for c in client.stats().collections}
     assert stats["ab"].documents == len(TEXTS)
     assert {v.name: v.index_kind for v in stats["ab"].variants} == {"a": "flat", "b": "hnsw"}
+    assert {v.name: (v.index_state, v.rebuilding) for v in stats["ab"].variants} == \
+        {"a": ("flat", ""), "b": ("hnsw", "")}
     assert all(list(v.rank) == [16, 16] and v.parameters > 0 for v in stats["ab"].variants)
     assert client.delete_collection("ab")
     assert [c.name for c in client.list_collections().collections] == ["docs"]

@@ -302,7 +302,7 @@ class StatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight")
+    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -316,6 +316,8 @@ class VariantStats(_message.Message):
     LATENCY_P99_MS_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
+    REBUILDING_FIELD_NUMBER: _ClassVar[int]
     name: str
     index_kind: str
     index_size: int
@@ -329,7 +331,9 @@ class VariantStats(_message.Message):
     latency_p99_ms: float
     is_default: bool
     weight: float
-    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ...) -> None: ...
+    index_state: str
+    rebuilding: str
+    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
     __slots__ = ("name", "documents", "variants")

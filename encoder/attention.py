@@ -106,6 +106,27 @@ class RankedAttention(nn.Module):
             scale=self.scale)  # (b, h, tq, width)
         return self._merge(o[..., :self.value_dim])  # (b, h, tq, e) -> (b, tq, d)
 
+    def forward_unpadded(self, z: torch.Tensor, idx: torch.Tensor, b: int, t: int,
+                         mask: torch.Tensor) -> torch.Tensor:
+        """Inference self-attention over the real tokens only: z (n, d) holds the
+        n real tokens of a (b, t) batch, idx (n,) their flat positions in it, mask
+        (b, t) bool. The projections run on n rows instead of b*t; only the
+        attention itself sees the padded layout. Returns (n, d)."""
+        w, bias = self._fused_qkv()
+        qkv = F.linear(z, w, bias)  # (n, h*(2r+e))
+        full = qkv.new_zeros(b * t, qkv.shape[1]).index_copy_(0, idx, qkv).view(b, t, -1)
+        hr = self.heads * self.rank
+        q, k, v = full.split([hr, hr, self.heads * self.value_dim], dim=-1)
+        q, k, v = self._split(q, self.rank), self._split(k, self.rank), self._split(v, self.value_dim)
+        width = max(self.rank, self.value_dim)  # same zero-padding as forward()
+        if self.rank < width:
+            q, k = F.pad(q, (0, width - self.rank)), F.pad(k, (0, width - self.rank))
+        elif self.value_dim < width:
+            v = F.pad(v, (0, width - self.value_dim))
+        o = F.scaled_dot_product_attention(q, k, v, attn_mask=self._key_mask(mask), scale=self.scale)
+        o = o[..., :self.value_dim].transpose(1, 2).reshape(b * t, self.heads * self.value_dim)
+        return self.out_proj(o.index_select(0, idx))  # (n, h*e) -> (n, d)
+
     def _logits(self, q, k, mask):
         s = (q @ k.transpose(-2, -1)) * self.scale  # (b, h, tq, tk)
         key_mask = self._key_mask(mask)

@@ -44,6 +44,16 @@ class Block(nn.Module):
         self.ffn = FeedForward(d_model, ffn_dim, dropout)
         self.norm2 = nn.LayerNorm(d_model, eps=eps)
 
+    def forward_unpadded(self, h: torch.Tensor, idx: torch.Tensor, b: int, t: int,
+                         mask: torch.Tensor) -> torch.Tensor:
+        """Inference on the real tokens only (see RankedEncoder.forward): h (n, d)."""
+        attend = lambda z: self.attn.forward_unpadded(z, idx, b, t, mask)  # noqa: E731
+        if self.pre_norm:
+            h = h + attend(self.norm1(h))
+            return h + self.ffn(self.norm2(h))
+        h = self.norm1(h + attend(h))
+        return self.norm2(h + self.ffn(h))  # (n, d)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor | None,
                 attend=None) -> torch.Tensor:
         attend = attend or self.attn  # attend: self.attn or self.attn.reference
@@ -94,11 +104,25 @@ class RankedEncoder(nn.Module):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, reference: bool = False):
         """input_ids (b, t); attention_mask (b, t), 1/True = real token.
-        ``reference=True`` runs every attention through its explicit-softmax path."""
+        ``reference=True`` runs every attention through its explicit-softmax path.
+
+        Inference on a padded batch (eval mode, no autograd) runs every position-wise
+        part -- projections, feed-forward, LayerNorm -- on the real tokens only, and
+        returns zeros at padded positions (pooling ignores them); training and the
+        reference path keep the padded layout."""
         mask = None if attention_mask is None else attention_mask.bool()  # (b, t)
         if mask is not None and bool(mask.all()):
             mask = None  # no padding: lets SDPA take its unmasked fast path
         x = self.embed(input_ids, token_type_ids)
+        if mask is not None and not reference and not self.training and not torch.is_grad_enabled():
+            b, t, d = x.shape
+            idx = mask.reshape(-1).nonzero().squeeze(1)  # (n,) flat positions of real tokens
+            h = x.reshape(b * t, d).index_select(0, idx)  # (n, d)
+            for block in self.blocks:
+                h = block.forward_unpadded(h, idx, b, t, mask)
+            if self.final_norm is not None:
+                h = self.final_norm(h)
+            return x.new_zeros(b * t, d).index_copy_(0, idx, h).view(b, t, d)
         for block in self.blocks:
             x = block(x, mask, block.attn.reference if reference else None)
         return self.final_norm(x) if self.final_norm is not None else x  # (b, t, d)

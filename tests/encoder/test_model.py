@@ -26,6 +26,21 @@ def test_fused_equals_reference_and_shapes(overrides):
     torch.testing.assert_close(out, model(ids, mask, reference=True), atol=1e-5, rtol=1e-5)
 
 
+@pytest.mark.parametrize("overrides", [dict(norm="post"), dict(norm="pre"), dict(rank=[1, 7], heads=3, value_dim=5)])
+def test_inference_on_real_tokens_only_equals_the_padded_path(overrides):
+    model = _model(**overrides)
+    ids = torch.randint(1, 50, (3, 9))
+    mask = torch.ones(3, 9, dtype=torch.long)
+    mask[1, 5:] = 0
+    mask[2, 2:] = 0
+    padded = model(ids, mask)  # autograd on: the padded layout
+    with torch.inference_mode():
+        unpadded = model(ids, mask)
+    real = mask.bool()
+    torch.testing.assert_close(unpadded[real], padded.detach()[real], atol=1e-5, rtol=1e-5)
+    assert not unpadded[~real].any()  # padded positions are zeros
+
+
 def test_padding_does_not_change_real_tokens():
     model = _model()
     ids = torch.randint(1, 50, (1, 6))

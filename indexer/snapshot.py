@@ -2,11 +2,12 @@
 
 Layout: ``MAGIC``, an 8-byte little-endian header length, a JSON header (collection,
 variant, dim, kind, the last seq the index contains, creation time, how many vectors
-the main index held at its last one-pass build, and per part its size and sha256), then the serialized FAISS indexes (``exact``, and ``main`` where
-there is one). A file is written to a temp name, fsynced, renamed over the old one,
-and the directory is fsynced, so a crash leaves the old or the new file, never half
-of one. Anything that does not check out on load (short file, bad magic, checksum,
-other dim or kind) raises SnapshotError; the caller then rebuilds from SQLite.
+the main index held at its last one-pass build, and per part its size and sha256),
+then the serialized FAISS indexes (``exact``, and ``main`` where there is one). A
+file is written to a temp name, fsynced, renamed over the old one, and the directory
+is fsynced, so a crash leaves the old or the new file, never half of one. Anything
+that does not check out on load (short file, bad magic, checksum, other dim or kind)
+raises SnapshotError; the caller then rebuilds from SQLite.
 """
 from __future__ import annotations
 

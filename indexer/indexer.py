@@ -27,8 +27,10 @@ Threading model
   (writes and searches go on; the old index keeps answering), then takes the writer
   mutex again, adds the vectors written meanwhile and drops the ones deleted
   meanwhile (ids are sequence numbers, so a set difference finds both), and swaps
-  it in under the write lock. A rebuild that finds its collection deleted, its
-  variant replaced or the indexer closed is discarded.
+  it in under the write lock. A rebuild that finds its collection deleted or its
+  variant replaced is discarded. close() waits for running rebuilds (FAISS cannot
+  be interrupted, and exiting while a thread is inside it aborts the process), so
+  the final snapshot holds their result.
 - FAISS's OpenMP pool is sized once per process from config.faiss_threads.
 
 Recovery (open)
@@ -129,6 +131,13 @@ class Indexer:
         if self._snapshotter is not None:
             self._snapshotter.join()
             self._snapshotter = None
+        if self._maintainers:
+            # FAISS cannot be interrupted, and a process that exits while a thread
+            # is inside it aborts; so wait, and let the final snapshot include the result
+            log.info("waiting for %d background rebuild(s) to finish before closing: %s", self._maintainers,
+                     "; ".join(f"{s.name}/{n}: {why}" for s in self._collections.values()
+                               for n, why in list(s.maintaining.items())))
+            self.wait_for_maintenance()
         try:
             self.snapshot(only_dirty=True)
         finally:

@@ -149,7 +149,7 @@ def test_background_compaction_keeps_deletes_made_during_it(make_indexer, gate):
     finds_itself(ix, vectors)
 
 
-def test_a_background_rebuild_of_a_closed_indexer_is_discarded(make_indexer, gate):
+def test_close_waits_for_a_background_rebuild_and_snapshots_its_result(make_indexer, gate):
     ix = make_indexer(sub="data", inline_maintenance_max=0)
     ix.create_collection("c", [VariantSpec("v", D, IndexSpec("ivf", {"nlist": 4, "train_min": 100}))])
     rng = np.random.default_rng(4)
@@ -157,12 +157,17 @@ def test_a_background_rebuild_of_a_closed_indexer_is_discarded(make_indexer, gat
     batch = docs(120)
     ix.upsert("c", batch, {"v": x})
     assert gate.entered.wait(20)
-    in_thread(ix.close)  # does not wait for the rebuild
+    closer = threading.Thread(target=ix.close, daemon=True)
+    closer.start()
+    closer.join(0.5)
+    assert closer.is_alive()  # a process must not exit while FAISS runs in a thread
     gate.open.set()
-    assert ix.wait_for_maintenance(60)
-    again = make_indexer(sub="data", inline_maintenance_max=0)  # trains again on open
-    assert again.wait_for_maintenance(60)
+    closer.join(30)
+    assert not closer.is_alive()
+    again = make_indexer(sub="data", inline_maintenance_max=0)
+    assert again.recovery["c/v"].startswith("snapshot")
     assert nlist_of(again) == "ivf (nlist=4)"
+    assert again.stats()["collections"]["c"]["variants"]["v"]["rebuilding"] is None  # trained in the snapshot
     assert again.verify()["ok"]
     finds_itself(again, {d.id: x[i] for i, d in enumerate(batch)}, nprobe=4)
 

@@ -262,6 +262,15 @@ class SearchClient:
         vectors = np.array([list(v.values) for v in response.vectors], dtype=np.float32)
         return vectors, response.variant
 
+    def verify(self, timeout: float | None = None) -> pb.VerifyResponse:
+        """Ask the running server to check its indexes against SQLite (admin)."""
+        return self._call("Verify", pb.VerifyRequest(), timeout)
+
+    def rebuild(self, collection: str = "", timeout: float | None = None) -> pb.RebuildResponse:
+        """Rebuild one collection's indexes (all when empty) on the running server
+        (admin). Not retried: a rebuild may take minutes, give it a long timeout."""
+        return self._call("Rebuild", pb.RebuildRequest(collection=collection), timeout, retry=False)
+
     def stats(self, collection: str = "", timeout: float | None = None) -> pb.StatsResponse:
         return self._call("Stats", pb.StatsRequest(collection=collection), timeout)
 

@@ -18,7 +18,7 @@ METHOD_ROLES = {
     "Search": "read", "BatchSearch": "read", "Get": "read", "Embed": "read",
     "Stats": "read", "ListCollections": "read",
     "Upsert": "write", "UpsertStream": "write", "Delete": "write",
-    "CreateCollection": "admin", "DeleteCollection": "admin",
+    "CreateCollection": "admin", "DeleteCollection": "admin", "Verify": "admin", "Rebuild": "admin",
 }
 SERVICE_PREFIX = "/ranksearch.v1.SearchService/"
 

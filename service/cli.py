@@ -171,6 +171,26 @@ def _get(args) -> int:
 
 
 @_rpc_errors
+def _admin_verify(args) -> int:
+    with _client(args) as client:
+        response = client.verify()
+    print(json.dumps({"ok": response.ok, "problems": list(response.problems),
+                      "collections": json.loads(response.report_json or "{}")}, indent=2, sort_keys=True))
+    return 0 if response.ok else 1
+
+
+@_rpc_errors
+def _admin_rebuild(args) -> int:
+    with _client(args) as client:
+        response = client.rebuild(args.collection)
+    print(f"rebuilt {', '.join(response.collections) or 'nothing'} in {response.seconds:.1f} s; "
+          f"verify: {'ok' if response.ok else 'PROBLEMS'}")
+    for problem in response.problems:
+        print(f"  {problem}")
+    return 0 if response.ok else 1
+
+
+@_rpc_errors
 def _stats(args) -> int:
     from google.protobuf import json_format
 
@@ -255,6 +275,16 @@ def register(sub) -> None:
         p.add_argument("--collection", default="")
         _client_options(p)
         p.set_defaults(func=func)
+
+    p = sub.add_parser("admin", help="index checks on the running server (admin token): verify, rebuild")
+    asub = p.add_subparsers(dest="admin_command", required=True)
+    a = asub.add_parser("verify", help="check the live FAISS indexes against SQLite; exit 1 on a problem")
+    _client_options(a)
+    a.set_defaults(func=_admin_verify)
+    a = asub.add_parser("rebuild", help="rebuild FAISS indexes from SQLite while serving, then verify")
+    a.add_argument("--collection", default="", help="only this collection (default: all)")
+    _client_options(a)
+    a.set_defaults(func=_admin_rebuild, timeout=3600.0)  # a large rebuild takes minutes
 
     p = sub.add_parser("stats", help="per collection and variant statistics (JSON)")
     p.add_argument("--collection", default="")

@@ -215,6 +215,21 @@ class SearchCore:
         self.refresh()
         return [self._collections[n] for n in sorted(self._collections)]
 
+    def verify(self) -> dict:
+        """Indexer.verify() on the live indexes: {"ok", "problems", "collections"}."""
+        return self.indexer.verify()
+
+    def rebuild(self, collection: str = "") -> tuple[list[str], float, dict]:
+        """Rebuild one collection's indexes (all when empty) from SQLite, live; then
+        verify. Returns (collections rebuilt, seconds, verify report)."""
+        names = ([self.collection(collection, "collection").name] if collection
+                 else [c.name for c in self.list_collections()])
+        t0 = time.monotonic()
+        with self._admin_lock:
+            for name in names:
+                self.indexer.rebuild(name)
+        return names, time.monotonic() - t0, self.indexer.verify()
+
     # ------------------------------------------------------------ validation
 
     def _check_text(self, text: str, field_name: str) -> None:

@@ -8,6 +8,7 @@ other exception as INTERNAL with the request id (the traceback goes to the log).
 from __future__ import annotations
 
 import functools
+import json
 import threading
 
 import grpc
@@ -198,6 +199,18 @@ class SearchServicer:
             collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
                                                   variants=variants))
         return pb.StatsResponse(collections=collections, requests=dict(self.request_counts))
+
+    @_rpc
+    def Verify(self, request, context):
+        report = self.core.verify()
+        return pb.VerifyResponse(ok=report["ok"], problems=report["problems"],
+                                 report_json=json.dumps(report["collections"], sort_keys=True))
+
+    @_rpc
+    def Rebuild(self, request, context):
+        names, seconds, report = self.core.rebuild(request.collection)
+        return pb.RebuildResponse(collections=names, seconds=seconds, ok=report["ok"],
+                                  problems=report["problems"])
 
 
 def generic_handler(servicer: SearchServicer, max_message_bytes: int) -> grpc.GenericRpcHandler:

@@ -38,6 +38,11 @@ def test_roles(make_server):
         writer.create_collection("other")
     assert info.value.code == grpc.StatusCode.PERMISSION_DENIED
     assert "'admin' role needed for CreateCollection" in info.value.message
+    for admin_only in (writer.verify, writer.rebuild):
+        with pytest.raises(RpcFailed) as info:
+            admin_only()
+        assert info.value.code == grpc.StatusCode.PERMISSION_DENIED and "admin" in info.value.message
+    assert boss.verify().ok
     with pytest.raises(RpcFailed) as info:
         server.client().search("x")
     assert info.value.code == grpc.StatusCode.UNAUTHENTICATED

@@ -359,3 +359,35 @@ class StatsResponse(_message.Message):
     collections: _containers.RepeatedCompositeFieldContainer[CollectionStats]
     requests: _containers.ScalarMap[str, int]
     def __init__(self, collections: _Optional[_Iterable[_Union[CollectionStats, _Mapping]]] = ..., requests: _Optional[_Mapping[str, int]] = ...) -> None: ...
+
+class VerifyRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class VerifyResponse(_message.Message):
+    __slots__ = ("ok", "problems", "report_json")
+    OK_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    ok: bool
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    report_json: str
+    def __init__(self, ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ..., report_json: _Optional[str] = ...) -> None: ...
+
+class RebuildRequest(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    def __init__(self, collection: _Optional[str] = ...) -> None: ...
+
+class RebuildResponse(_message.Message):
+    __slots__ = ("collections", "seconds", "ok", "problems")
+    COLLECTIONS_FIELD_NUMBER: _ClassVar[int]
+    SECONDS_FIELD_NUMBER: _ClassVar[int]
+    OK_FIELD_NUMBER: _ClassVar[int]
+    PROBLEMS_FIELD_NUMBER: _ClassVar[int]
+    collections: _containers.RepeatedScalarFieldContainer[str]
+    seconds: float
+    ok: bool
+    problems: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, collections: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...

@@ -91,6 +91,16 @@ class SearchServiceStub:
                 request_serializer=ranksearch_dot_v1_dot_search__pb2.StatsRequest.SerializeToString,
                 response_deserializer=ranksearch_dot_v1_dot_search__pb2.StatsResponse.FromString,
                 _registered_method=True)
+        self.Verify = channel.unary_unary(
+                '/ranksearch.v1.SearchService/Verify',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.VerifyRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.VerifyResponse.FromString,
+                _registered_method=True)
+        self.Rebuild = channel.unary_unary(
+                '/ranksearch.v1.SearchService/Rebuild',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.RebuildRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.RebuildResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -177,6 +187,24 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Verify(self, request, context):
+        """Check, on the running server, that every FAISS index holds exactly the vectors
+        SQLite holds, that SQLite passes its integrity check and that every snapshot
+        reads back. Writes wait while it runs; searches do not. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Rebuild(self, request, context):
+        """Rebuild the FAISS indexes of one collection (or all) from the vectors stored in
+        SQLite, on the running server, then snapshot them. Searches go on against the
+        old indexes until the new ones are swapped in; writes wait. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -234,6 +262,16 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.Stats,
                     request_deserializer=ranksearch_dot_v1_dot_search__pb2.StatsRequest.FromString,
                     response_serializer=ranksearch_dot_v1_dot_search__pb2.StatsResponse.SerializeToString,
+            ),
+            'Verify': grpc.unary_unary_rpc_method_handler(
+                    servicer.Verify,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.VerifyRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.VerifyResponse.SerializeToString,
+            ),
+            'Rebuild': grpc.unary_unary_rpc_method_handler(
+                    servicer.Rebuild,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.RebuildRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.RebuildResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -535,6 +573,60 @@ class SearchService:
             '/ranksearch.v1.SearchService/Stats',
             ranksearch_dot_v1_dot_search__pb2.StatsRequest.SerializeToString,
             ranksearch_dot_v1_dot_search__pb2.StatsResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Verify(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/Verify',
+            ranksearch_dot_v1_dot_search__pb2.VerifyRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.VerifyResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Rebuild(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/Rebuild',
+            ranksearch_dot_v1_dot_search__pb2.RebuildRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.RebuildResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -53,15 +53,18 @@ class RankedAttention(nn.Module):
         if fused and context is None and not torch.is_grad_enabled():
             # Inference self-attention: one matrix product for q, k and v instead of
             # three (measured ~10% faster on the projections on CPU).
-            w, b = self._fused_qkv()
-            hr = self.heads * self.rank
-            q, k, v = F.linear(x, w, b).split([hr, hr, self.heads * self.value_dim], dim=-1)
-            return self._split(q, self.rank), self._split(k, self.rank), self._split(v, self.value_dim)
+            return self._split_qkv(F.linear(x, *self._fused_qkv()))
         context = x if context is None else context
         q = self._split(self.q_proj(x), self.rank)         # (b, h, tq, r)
         k = self._split(self.k_proj(context), self.rank)   # (b, h, tk, r)
         v = self._split(self.v_proj(context), self.value_dim)  # (b, h, tk, e)
         return q, k, v
+
+    def _split_qkv(self, qkv: torch.Tensor):
+        """(b, t, h*(2r+e)) output of the fused projection -> q, k (b, h, t, r), v (b, h, t, e)."""
+        hr = self.heads * self.rank
+        q, k, v = qkv.split([hr, hr, self.heads * self.value_dim], dim=-1)
+        return self._split(q, self.rank), self._split(k, self.rank), self._split(v, self.value_dim)
 
     def _fused_qkv(self):
         """[W_q; W_k; W_v] and its bias, rebuilt whenever a weight changes (its storage or
@@ -89,7 +92,10 @@ class RankedAttention(nn.Module):
                 context: torch.Tensor | None = None) -> torch.Tensor:
         """x (b, tq, d); context (b, tk, d) or None (= self-attention);
         mask (b, tk) bool, True = real key token. Returns (b, tq, d)."""
-        q, k, v = self._qkv(x, context, fused=True)
+        return self._merge(self._attend(*self._qkv(x, context, fused=True), mask))  # (b, tq, d)
+
+    def _attend(self, q, k, v, mask) -> torch.Tensor:
+        """Fused attention: q, k (b, h, tq|tk, r), v (b, h, tk, e) -> (b, h, tq, e)."""
         # The fused (flash) kernels want one head width for q, k and v; with rank != e
         # SDPA falls back to its unfused math path, measured 4-8x slower on CPU.
         # Zero-padding the narrower side to the wider changes no score (zeros add
@@ -104,7 +110,7 @@ class RankedAttention(nn.Module):
             q, k, v, attn_mask=self._key_mask(mask),
             dropout_p=self.dropout if self.training else 0.0,
             scale=self.scale)  # (b, h, tq, width)
-        return self._merge(o[..., :self.value_dim])  # (b, h, tq, e) -> (b, tq, d)
+        return o[..., :self.value_dim]
 
     def forward_unpadded(self, z: torch.Tensor, idx: torch.Tensor, b: int, t: int,
                          mask: torch.Tensor) -> torch.Tensor:
@@ -112,19 +118,10 @@ class RankedAttention(nn.Module):
         n real tokens of a (b, t) batch, idx (n,) their flat positions in it, mask
         (b, t) bool. The projections run on n rows instead of b*t; only the
         attention itself sees the padded layout. Returns (n, d)."""
-        w, bias = self._fused_qkv()
-        qkv = F.linear(z, w, bias)  # (n, h*(2r+e))
+        qkv = F.linear(z, *self._fused_qkv())  # (n, h*(2r+e))
         full = qkv.new_zeros(b * t, qkv.shape[1]).index_copy_(0, idx, qkv).view(b, t, -1)
-        hr = self.heads * self.rank
-        q, k, v = full.split([hr, hr, self.heads * self.value_dim], dim=-1)
-        q, k, v = self._split(q, self.rank), self._split(k, self.rank), self._split(v, self.value_dim)
-        width = max(self.rank, self.value_dim)  # same zero-padding as forward()
-        if self.rank < width:
-            q, k = F.pad(q, (0, width - self.rank)), F.pad(k, (0, width - self.rank))
-        elif self.value_dim < width:
-            v = F.pad(v, (0, width - self.value_dim))
-        o = F.scaled_dot_product_attention(q, k, v, attn_mask=self._key_mask(mask), scale=self.scale)
-        o = o[..., :self.value_dim].transpose(1, 2).reshape(b * t, self.heads * self.value_dim)
+        o = self._attend(*self._split_qkv(full), mask)  # (b, h, t, e)
+        o = o.transpose(1, 2).reshape(b * t, self.heads * self.value_dim)
         return self.out_proj(o.index_select(0, idx))  # (n, h*e) -> (n, d)
 
     def _logits(self, q, k, mask):

@@ -166,7 +166,7 @@ class VariantIndex:
         """A new VariantIndex over the same vectors with a freshly built (and, if
         needed, trained) main index and no tombstones. Writer mutex held."""
         ids = self.ids()
-        return self.with_main(self.build_main(ids, self.vectors()), ids)
+        return self._around(self.build_main(ids, self.vectors()), len(ids))
 
     def build_main(self, ids: np.ndarray, vecs: np.ndarray) -> faiss.Index | None:
         """A fresh main index over ids (n,) / vecs (n, d), trained on vecs when it
@@ -187,17 +187,23 @@ class VariantIndex:
         was built from `built_ids`: vectors added since are added to `main`, ones
         removed since are removed (or tombstoned). The exact index is shared, so the
         caller holds the writer mutex until the result has replaced this object."""
-        fresh = VariantIndex(self.spec, exact=self.exact, main=None)
         if main is None:
-            return fresh
+            return self._around(None, 0)
         now = self.ids()
         new = np.setdiff1d(now, built_ids, assume_unique=True)
         gone = np.setdiff1d(built_ids, now, assume_unique=True)
         if len(new):
             main.add_with_ids(self.exact.reconstruct_batch(new), new)
-        fresh.main = main
-        fresh.built_count = len(built_ids)
+        fresh = self._around(main, len(built_ids))
         fresh._remove_from_main(gone)
+        return fresh
+
+    def _around(self, main: faiss.Index | None, built_count: int) -> "VariantIndex":
+        """A VariantIndex sharing this one's exact index, with `main` (built in one
+        pass over `built_count` vectors) and no tombstones."""
+        fresh = VariantIndex(self.spec, exact=self.exact, main=None)
+        if main is not None:
+            fresh.main, fresh.built_count = main, built_count
         return fresh
 
     @staticmethod
@@ -205,8 +211,7 @@ class VariantIndex:
         """IVF list count for n vectors when the spec gives no nlist."""
         return max(1, min(int(4 * math.sqrt(n)), n // POINTS_PER_CENTROID))
 
-    def maintenance_reason(self, tombstone_ratio: float, hnsw_growth: float = 0.0,
-                           hnsw_min: int = 10_000) -> str | None:
+    def maintenance_reason(self, tombstone_ratio: float, hnsw_growth: float, hnsw_min: int) -> str | None:
         """Why the main index should be rebuilt from the exact vectors now, or None:
         an IVF index that has enough vectors to train; an HNSW graph with too many
         tombstones; an IVF index without a fixed nlist whose data grew so that its

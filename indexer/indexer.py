@@ -21,8 +21,9 @@ Threading model
   when something changed; close() takes a final one.
 - Training an IVF index, retraining one whose data outgrew its nlist, compacting
   an HNSW graph full of tombstones and rebuilding one that grew hnsw_rebuild_growth
-  times insert by insert rebuild the variant's main index from its exact vectors. Up to inline_maintenance_max vectors this runs on the writer's thread
-  (writes wait, searches go on). Above it, a background thread copies the vectors
+  times insert by insert rebuild the variant's main index from its exact vectors.
+  Up to inline_maintenance_max vectors this runs on the writer's thread (writes
+  wait, searches go on). Above it, a background thread copies the vectors
   under the writer mutex, builds and trains the new index holding no lock at all
   (writes and searches go on; the old index keeps answering), then takes the writer
   mutex again, adds the vectors written meanwhile and drops the ones deleted
@@ -230,15 +231,15 @@ class Indexer:
         """Rebuild the main index of every variant that needs it (see
         VariantIndex.maintenance_reason): small ones now, large ones in a
         background thread. Writer mutex held."""
+        cfg = self.config
         for name, index in list(state.indexes.items()):
             if name in state.maintaining:
                 continue
-            cfg = self.config
             reason = index.maintenance_reason(cfg.tombstone_rebuild_ratio, cfg.hnsw_rebuild_growth,
                                               cfg.hnsw_rebuild_min)
             if reason is None:
                 continue
-            if index.count <= self.config.inline_maintenance_max:
+            if index.count <= cfg.inline_maintenance_max:
                 log.info("%s/%s: %s", state.name, name, reason)
                 fresh = index.rebuilt()
                 with state.lock.write():
@@ -270,7 +271,7 @@ class Indexer:
             del vecs
             with self._write_mutex:
                 if not self._still_current(state, name, index):
-                    log.info("%s: background rebuild discarded (variant changed or indexer closed)", key)
+                    log.info("%s: background rebuild discarded (collection deleted or variant changed)", key)
                     return
                 current = state.indexes[name]
                 fresh = current.with_main(main, ids)  # catch up with the writes made meanwhile

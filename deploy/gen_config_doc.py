@@ -136,6 +136,7 @@ def indexer_rows(examples: dict[str, tuple[Any, str]]) -> list[Row]:
     import inspect
 
     from ranksearch.indexer.config import IndexerConfig
+    from ranksearch.service.config import ServiceConfig
 
     docs: dict[str, str] = {}
     pending: list[str] = []
@@ -149,19 +150,16 @@ def indexer_rows(examples: dict[str, tuple[Any, str]]) -> list[Row]:
         else:
             pending = []
     hints = typing.get_type_hints(IndexerConfig)
+    from_limits = ServiceConfig().indexer_limits()
     rows = []
     for f in dataclasses.fields(IndexerConfig):
-        if f.name in LIMIT_DERIVED:
+        if f.name in from_limits:
             continue
         key, default_s = f"indexer.{f.name}", yaml_value(f.default)
         example = (f"`{yaml_value(examples[key][0])}` ({examples[key][1]})" if key in examples
                    else f"`{default_s}`")
         rows.append(Row(key, type_name(hints[f.name]), f"`{default_s}`", docs.get(f.name, ""), example))
     return rows
-
-
-#: IndexerConfig keys that ServiceConfig derives from `limits`
-LIMIT_DERIVED = ("max_k", "max_offset", "max_id_length", "max_batch", "max_queries")
 
 
 def render(cls: type | None = None, example_files: list[Path] | None = None) -> str:

@@ -220,15 +220,20 @@ class ServiceConfig:
         if self.encoder_threads < 1:
             raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
 
+    def indexer_limits(self) -> dict[str, int]:
+        """The IndexerConfig keys that come from `limits` (setting them under
+        `indexer` is an error)."""
+        limits = self.limits
+        return {"max_k": limits.max_k, "max_offset": limits.max_offset,
+                "max_id_length": limits.max_id_bytes,
+                "max_batch": max(10_000, limits.max_texts_per_request),
+                "max_queries": max(1024, limits.max_texts_per_request)}
+
     def indexer_config(self):
         """IndexerConfig from `indexer`, with its request limits taken from `limits`."""
         from ranksearch.indexer.config import IndexerConfig
 
-        limits = self.limits
-        derived = {"max_k": limits.max_k, "max_offset": limits.max_offset,
-                   "max_id_length": limits.max_id_bytes,
-                   "max_batch": max(10_000, limits.max_texts_per_request),
-                   "max_queries": max(1024, limits.max_texts_per_request)}
+        derived = self.indexer_limits()
         for key in derived:
             if key in self.indexer:
                 raise ConfigError(f"indexer.{key}", f"set it through limits, not indexer")

@@ -209,8 +209,8 @@ def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path
 
 
 def _corpus_texts(corpus: str | Path) -> list[str]:
-    from .corpus import iter_documents, resolve_corpus
-    texts = [f"{d.title}\n{d.text}".strip() for d in iter_documents(resolve_corpus(corpus))]
+    from .corpus import document_text, iter_documents, resolve_corpus
+    texts = [document_text(d).strip() for d in iter_documents(resolve_corpus(corpus))]
     if not texts:
         raise InvalidArgument("corpus", f"{corpus} has no documents")
     return texts

@@ -338,13 +338,19 @@ def load_beir(path: Path | str, split: str = "test", strict: bool = True) -> Bei
     return Beir(corpus=corpus, queries=queries, qrels=qrels, split=split, problems=problems)
 
 
-def document_text(doc: dict[str, str]) -> str:
-    """The text to encode (or to index lexically) for a BEIR document: ``title: text``.
+def document_text(doc) -> str:
+    """The text to encode (or to index lexically) for a document: ``title: text``.
 
-    Training, the BM25 baseline and evaluation should all use this one function so
-    that a model is evaluated on the document form it was trained on.
+    ``doc`` is a BEIR corpus entry (a dict with "title"/"text") or any object with
+    ``title`` and ``text`` attributes (``SourceDocument``). Training, conversion, the
+    BM25 baseline, evaluation, the first-start bootstrap and ``ranksearch import`` all
+    use this one function, so the served collection encodes the form that was
+    evaluated.
     """
-    title, text = doc.get("title", ""), doc.get("text", "")
+    if isinstance(doc, dict):
+        title, text = doc.get("title", ""), doc.get("text", "")
+    else:
+        title, text = getattr(doc, "title", ""), getattr(doc, "text", "")
     return f"{title}: {text}" if title else text
 
 

@@ -105,7 +105,7 @@ class Example:
 def load_texts(corpus: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
     """(document id -> text, (query, document text) pairs from qrels/train.tsv)."""
     if corpus.is_file():  # plain JSONL of documents: no queries
-        docs = {d.id: (f"{d.title}: {d.text}" if d.title else d.text) for d in iter_documents(corpus)}
+        docs = {d.id: document_text(d) for d in iter_documents(corpus)}
         return docs, []
     if "train" in available_splits(corpus):
         beir = load_beir(corpus, split="train")
@@ -113,7 +113,7 @@ def load_texts(corpus: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
         pairs = [(beir.queries[qid], docs[doc_id])
                  for qid in sorted(beir.qrels) for doc_id, score in sorted(beir.qrels[qid].items()) if score > 0]
         return docs, pairs
-    docs = {d.id: (f"{d.title}: {d.text}" if d.title else d.text) for d in iter_documents(corpus)}
+    docs = {d.id: document_text(d) for d in iter_documents(corpus)}
     return docs, []
 
 

@@ -51,7 +51,7 @@ def needs_bootstrap(config: ServiceConfig, core: SearchCore) -> bool:
 
 def bootstrap(config: ServiceConfig, core: SearchCore) -> int:
     """Index the bootstrap corpus into its collection; returns documents written."""
-    from ranksearch.encoder.corpus import iter_documents, resolve_corpus
+    from ranksearch.encoder.corpus import document_text, iter_documents, resolve_corpus
 
     log = get_logger()
     started = time.perf_counter()
@@ -71,7 +71,7 @@ def bootstrap(config: ServiceConfig, core: SearchCore) -> int:
             batch = []
 
     for doc in iter_documents(corpus):
-        text = f"{doc.title}\n{doc.text}" if doc.title else doc.text
+        text = document_text(doc)
         if not text.strip():
             continue
         metadata = dict(doc.metadata)

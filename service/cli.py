@@ -138,11 +138,11 @@ def _import(args) -> int:
     from tqdm import tqdm
 
     from ranksearch.client import Document
-    from ranksearch.encoder.corpus import iter_documents
+    from ranksearch.encoder.corpus import document_text, iter_documents
 
     def docs():
         for d in tqdm(iter_documents(args.path), desc="import", unit="doc", disable=args.quiet):
-            text = f"{d.title}\n{d.text}" if d.title and args.with_title else d.text
+            text = document_text(d) if args.with_title else d.text
             metadata = dict(d.metadata)
             if d.title:
                 metadata.setdefault("title", d.title)

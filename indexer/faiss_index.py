@@ -20,6 +20,8 @@ SearchParameters and never mutate a shared index.
 from __future__ import annotations
 
 import math
+import re
+from dataclasses import replace
 from typing import Any
 
 import faiss
@@ -29,43 +31,13 @@ from ranksearch.errors import InvalidArgument
 from ranksearch.indexer.types import VariantSpec
 
 PRESETS = ("flat", "hnsw", "ivf")
-#: build/search knobs each kind accepts in IndexSpec.params
-SPEC_PARAMS = {
-    "flat": set(),
-    "hnsw": {"M", "efConstruction", "efSearch"},
-    "ivf": {"nlist", "nprobe", "train_min"},
-    "factory": {"efSearch", "nprobe", "train_min"},
-}
-#: knobs a search call may pass in `params`
-SEARCH_PARAMS = {"efSearch", "nprobe", "exact"}
 #: IVF training wants about this many points per centroid (FAISS warns below 39)
 POINTS_PER_CENTROID = 40
 
 
 def _kind_of(kind: str) -> str:
+    """"flat", "hnsw", "ivf", or "factory" for a (supported, see index_rules) factory string."""
     return kind if kind in PRESETS else "factory"
-
-
-def validate_spec(spec: VariantSpec, field: str) -> None:
-    """Raise InvalidArgument naming the field if `spec` cannot be built."""
-    kind = _kind_of(spec.index.kind)
-    for key in spec.index.params:
-        if key not in SPEC_PARAMS[kind]:
-            known = ", ".join(sorted(SPEC_PARAMS[kind])) or "none"
-            raise InvalidArgument(f"{field}.index.params.{key}", f"unknown for index kind {spec.index.kind!r} (known: {known})")
-    for key, value in spec.index.params.items():
-        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-            raise InvalidArgument(f"{field}.index.params.{key}", f"must be an integer >= 1, got {value!r}")
-    if kind == "factory":
-        if not spec.index.kind.strip():
-            raise InvalidArgument(f"{field}.index.kind", "is empty")
-        if "IDMap" in spec.index.kind:
-            raise InvalidArgument(f"{field}.index.kind", "must not contain IDMap (ids are mapped by the indexer)")
-        try:
-            faiss.index_factory(spec.dim, spec.index.kind, faiss.METRIC_INNER_PRODUCT)
-        except RuntimeError as exc:
-            first = str(exc).strip().splitlines()[-1] if str(exc).strip() else "invalid"
-            raise InvalidArgument(f"{field}.index.kind", f"not a valid FAISS factory string: {first}") from None
 
 
 def _new_exact(dim: int) -> faiss.Index:
@@ -386,3 +358,49 @@ class VariantIndex:
                 p.sel = sel
             return p
         return faiss.SearchParameters(sel=sel) if sel is not None else faiss.SearchParameters()
+
+
+#: vectors the candidate index of trial_build is exercised with
+TRIAL_VECTORS = 256
+#: IVF lists of the candidate (k-means on TRIAL_VECTORS points cannot fill 65536 lists;
+#: the list count itself is range-checked, the candidate checks the code path)
+TRIAL_NLIST = 4
+
+
+def trial_build(spec, field: str) -> None:
+    """Build and exercise a candidate index for `spec` (a VariantSpec) on random unit
+    vectors: add, nearest and farthest search with the spec's own search knobs,
+    remove (or tombstone), serialize and load back. Any FAISS error becomes
+    InvalidArgument naming ``<field>.index.kind``. IVF kinds are exercised with
+    TRIAL_NLIST lists and trained at once."""
+    kind, params = spec.index.kind, dict(spec.index.params)
+    if kind == "ivf":
+        params.update(nlist=min(params.get("nlist", TRIAL_NLIST), TRIAL_NLIST))
+    elif kind.startswith("IVF"):
+        kind = re.sub(r"^IVF\d+", f"IVF{TRIAL_NLIST}", kind)
+    if "nlist" in params or kind.startswith("IVF"):
+        params["train_min"] = TRIAL_VECTORS
+    trial = replace(spec, index=replace(spec.index, kind=kind, params=params))
+    rng = np.random.default_rng(0)
+    vecs = rng.standard_normal((TRIAL_VECTORS, spec.dim)).astype(np.float32)  # (n, d)
+    vecs /= np.linalg.norm(vecs, axis=1, keepdims=True)
+    ids = np.arange(1, TRIAL_VECTORS + 1, dtype=np.int64)
+    try:
+        index = VariantIndex(trial, main=None)
+        index.add(ids, vecs)
+        index.main = index._new_main(trained_on=vecs)  # trains IVF kinds
+        if index.main is not None:
+            index.main.add_with_ids(vecs, ids)
+        index.add(ids[-8:] + TRIAL_VECTORS, vecs[:8])  # then grows insert by insert
+        for farthest in (False, True):
+            _, found = index.search(vecs[:4], 10, farthest, None, {}, 0)  # (4, 10)
+            if not (found[:, 0] > 0).all():
+                raise RuntimeError(f"the candidate index found nothing ({'farthest' if farthest else 'nearest'})")
+        index.remove(ids[:8])
+        exact = faiss.deserialize_index(faiss.serialize_index(index.exact))
+        main = None if index.main is None else faiss.deserialize_index(faiss.serialize_index(index.main))
+        VariantIndex(trial, exact=exact, main=main).search(vecs[:1], 5, False, None, {}, 0)
+    except (RuntimeError, MemoryError, TypeError, ValueError, OverflowError) as exc:
+        first = (str(exc).strip().splitlines() or ["failed"])[-1][:300]
+        raise InvalidArgument(f"{field}.index.kind", f"FAISS cannot build {spec.index.kind!r} "
+                              f"with {spec.index.params}: {first}") from None

@@ -58,7 +58,8 @@ import numpy as np
 from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
 from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
-from ranksearch.indexer.faiss_index import VariantIndex, validate_spec
+from ranksearch.indexer.faiss_index import VariantIndex, trial_build
+from ranksearch.indexer.index_rules import check_index
 from ranksearch.indexer.search import MODES, run_search
 from ranksearch.indexer.snapshot import (
     SnapshotError,
@@ -91,6 +92,9 @@ class Indexer:
         self._maintenance_done = threading.Condition()
         #: what open() did, per "collection/variant": "snapshot", "rebuilt: <why>"
         self.recovery: dict[str, str] = {}
+        #: collections that could not be opened or kept consistent -> why; their
+        #: calls answer FAILED_PRECONDITION until rebuilt or deleted (see `_state`)
+        self._unavailable: dict[str, str] = {}
 
     # -- lifecycle --------------------------------------------------------------------------
     def open(self) -> None:
@@ -111,11 +115,17 @@ class Indexer:
                 log.info("removed snapshot temp file %s left by an interrupted snapshot", tmp)
             collections = {}
             for name, default, specs in self._store.load_collections():
-                collections[name] = self._recover(name, default, specs)
+                try:
+                    collections[name] = self._open_collection(name, default, specs)
+                except Exception as exc:  # one bad collection must not stop the others
+                    self._mark_unavailable(name, exc)
             self._collections = collections
             with self._write_mutex:
                 for state in collections.values():
-                    self._maintain(state)
+                    try:
+                        self._maintain(state)
+                    except Exception as exc:
+                        self._mark_unavailable(state.name, exc)
             self.snapshot(only_dirty=True)
         except BaseException:
             self._release()
@@ -174,6 +184,58 @@ class Indexer:
         return self._store
 
     # -- recovery ---------------------------------------------------------------------------
+    def _open_collection(self, name: str, default: str, specs: list[VariantSpec]) -> CollectionState:
+        """Check a stored collection's configuration against today's rules (a config
+        stored by an older version may crash FAISS: it is never handed to it), then
+        recover its indexes."""
+        for i, spec in enumerate(specs):
+            self._check_spec(spec, f"variants[{i}]", trial=False)
+        return self._recover(name, default, specs)
+
+    def _mark_unavailable(self, name: str, error: BaseException | str) -> None:
+        """Take a collection out of service (writer mutex held, or during open): its
+        calls answer FAILED_PRECONDITION naming it and `error` until an admin rebuilds
+        or deletes it. Its documents stay in SQLite."""
+        if isinstance(error, InvalidArgument):
+            reason = f"its stored index configuration is not supported ({error})"
+        elif isinstance(error, BaseException):
+            reason = f"{type(error).__name__}: {error}"
+        else:
+            reason = error
+        log.error("collection %r is unavailable: %s; its calls answer FAILED_PRECONDITION until an "
+                  "admin rebuilds it (Rebuild) or deletes it (DeleteCollection)", name, reason,
+                  exc_info=isinstance(error, BaseException) and not isinstance(error, InvalidArgument))
+        self._unavailable = {**self._unavailable, name: reason[:1000]}
+        self._collections = {k: s for k, s in self._collections.items() if k != name}
+
+    @property
+    def unavailable(self) -> dict[str, str]:
+        """Collections out of service -> why."""
+        return dict(self._unavailable)
+
+    def _reopen(self, name: str) -> None:
+        """Rebuild an unavailable collection from SQLite and put it back in service;
+        raises FailedPrecondition (and keeps it unavailable) when that fails. Writer
+        mutex held."""
+        found = [c for c in self.store.load_collections() if c[0] == name]
+        if not found:
+            self._unavailable = {k: r for k, r in self._unavailable.items() if k != name}
+            raise NotFound("collection", f"no collection named {name!r}")
+        _, default, specs = found[0]
+        try:
+            for i, spec in enumerate(specs):
+                self._check_spec(spec, f"variants[{i}]", trial=False)
+            state = CollectionState(name, default, {s.name: s for s in specs})
+            self._rebuild_state(state)
+            self._maintain(state)
+        except Exception as exc:
+            self._mark_unavailable(name, exc)
+            raise FailedPrecondition("collection", f"collection {name!r} is still unavailable: "
+                                     f"{self._unavailable[name]}") from None
+        log.info("collection %r rebuilt from SQLite and back in service", name)
+        self._unavailable = {k: r for k, r in self._unavailable.items() if k != name}
+        self._collections = {**self._collections, name: state}
+
     def _recover(self, name: str, default: str, specs: list[VariantSpec]) -> CollectionState:
         state = CollectionState(name, default, {s.name: s for s in specs})
         for seq, doc_id, metadata in self.store.live_documents(name):
@@ -298,6 +360,10 @@ class Indexer:
         self.store  # raises if not open
         state = self._collections.get(collection) if isinstance(collection, str) else None
         if state is None:
+            reason = self._unavailable.get(collection) if isinstance(collection, str) else None
+            if reason is not None:
+                raise FailedPrecondition(field, f"collection {collection!r} is unavailable: {reason}; an admin "
+                                         "can Rebuild it (from SQLite) or DeleteCollection it")
             raise NotFound(field, f"no collection named {collection!r}")
         return state
 
@@ -308,7 +374,9 @@ class Indexer:
         return name
 
     @staticmethod
-    def _check_spec(spec: Any, field: str) -> VariantSpec:
+    def _check_spec(spec: Any, field: str, trial: bool = True) -> VariantSpec:
+        """Names, dim and the index configuration (index_rules); with `trial`, also
+        build and exercise a small candidate index of that configuration."""
         if not isinstance(spec, VariantSpec):
             raise InvalidArgument(field, f"must be a VariantSpec, got {type(spec).__name__}")
         v.check_name(spec.name, f"{field}.name")
@@ -316,7 +384,9 @@ class Indexer:
             raise InvalidArgument(f"{field}.dim", f"must be an integer in 1..65536, got {spec.dim!r}")
         if not isinstance(spec.encoder, str):
             raise InvalidArgument(f"{field}.encoder", "must be a string")
-        validate_spec(spec, field)
+        check_index(spec.index.kind, spec.index.params, f"{field}.index")
+        if trial:
+            trial_build(spec, field)
         return spec
 
     def create_collection(self, name: str, variants: list[VariantSpec], default_variant: str | None = None) -> CollectionInfo:
@@ -333,7 +403,7 @@ class Indexer:
         if default not in seen:
             raise InvalidArgument("default_variant", f"{default!r} is not one of the variants ({', '.join(seen)})")
         with self._write_mutex:
-            if name in self._collections:
+            if name in self._collections or name in self._unavailable:
                 raise AlreadyExists("name", f"collection {name!r} already exists")
             self.store.create_collection(name, list(variants), default)
             state = CollectionState(name, default, {s.name: s for s in variants})
@@ -350,18 +420,29 @@ class Indexer:
             return CollectionInfo(state.name, list(state.specs.values()), state.default_variant, len(state.by_id))
 
     def list_collections(self) -> list[CollectionInfo]:
+        """Every collection, sorted by name; unavailable ones carry their reason."""
         self.store
-        return [self._info(s) for _, s in sorted(self._collections.items())]
+        infos = [self._info(s) for s in self._collections.values()]
+        down = self._unavailable
+        if down:
+            infos += [CollectionInfo(name, specs, default, self.store.count_documents(name), down[name])
+                      for name, default, specs in self.store.load_collections() if name in down]
+        return sorted(infos, key=lambda i: i.name)
 
     def get_collection(self, name: str) -> CollectionInfo:
         return self._info(self._state(name, "name"))
 
     def delete_collection(self, name: str) -> None:
+        """Delete a collection and its documents (an unavailable one too)."""
         with self._write_mutex:
-            state = self._state(name, "name")
-            self.store.delete_collection(name)
-            with state.lock.write():
-                self._collections = {k: s for k, s in self._collections.items() if k != name}
+            if isinstance(name, str) and name in self._unavailable:
+                self.store.delete_collection(name)
+                self._unavailable = {k: r for k, r in self._unavailable.items() if k != name}
+            else:
+                state = self._state(name, "name")
+                self.store.delete_collection(name)
+                with state.lock.write():
+                    self._collections = {k: s for k, s in self._collections.items() if k != name}
             shutil.rmtree(self.data_dir / "snapshots" / name, ignore_errors=True)
 
     def add_variant(self, collection: str, spec: VariantSpec) -> None:
@@ -451,8 +532,14 @@ class Indexer:
         ``commit=True``: the store's transaction is still open; it is committed under
         the same write lock as the in-memory change, so no search (which reads texts
         from SQLite under the read lock) ever sees SQLite a batch ahead of memory.
-        Searches wait only for the COMMIT itself, not for the batch's inserts."""
-        failed = False
+        Searches wait only for the COMMIT itself, not for the batch's inserts.
+
+        Once committed, the write is durable and the call must succeed: nothing after
+        the commit raises (the service answers INTERNAL only for writes that did not
+        happen). An in-memory apply that fails is repaired by a rebuild from SQLite;
+        if that fails too, the collection is marked unavailable (FAILED_PRECONDITION
+        until an admin rebuilds it). Failed maintenance leaves the current index serving."""
+        failed: Exception | None = None
         with state.lock.write():
             if commit:
                 try:
@@ -464,13 +551,21 @@ class Indexer:
                 return
             try:
                 change()
-            except Exception:
+            except Exception as exc:
                 log.exception("applying a committed batch to %s failed; rebuilding it from SQLite", state.name)
-                failed = True
-        if failed:
-            self._rebuild_state(state)
+                failed = exc
+        if failed is not None:
+            try:
+                self._rebuild_state(state)
+            except Exception as exc:
+                self._mark_unavailable(state.name, f"its index could not take a committed write ({failed}) "
+                                                   f"nor be rebuilt from SQLite ({exc})")
             return
-        self._maintain(state)
+        try:
+            self._maintain(state)
+        except Exception:
+            log.exception("%s: index maintenance after a write failed; the current index keeps serving",
+                          state.name)
 
     # -- reads ------------------------------------------------------------------------------------------
     def get(self, collection: str, ids: list[str]) -> list[Document]:
@@ -548,11 +643,24 @@ class Indexer:
                 self.store.prune_changes(min(i.seq for i in infos))
 
     def rebuild(self, collection: str | None = None) -> None:
-        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them."""
+        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them.
+        An unavailable collection is rebuilt from SQLite and put back in service
+        (FailedPrecondition if it still cannot be; rebuild(None) tries every one and
+        leaves those that fail to verify())."""
         with self._write_mutex:
+            if collection is not None and collection in self._unavailable:
+                self._reopen(collection)
+                self.snapshot(only_dirty=True)
+                return
             states = [self._state(collection)] if collection is not None else list(self._collections.values())
             for state in states:
                 self._rebuild_state(state)
+            if collection is None:
+                for name in list(self._unavailable):
+                    try:
+                        self._reopen(name)
+                    except (FailedPrecondition, NotFound):
+                        pass  # logged; verify() reports it
             self.snapshot(only_dirty=True)
 
     def _rebuild_state(self, state: CollectionState) -> None:
@@ -570,6 +678,7 @@ class Indexer:
         stored in SQLite, and that every snapshot file reads back. Returns
         {"ok": bool, "problems": [...], "collections": {...}}."""
         problems = [f"sqlite: {p}" for p in self.store.integrity_check()]
+        problems += [f"{name}: unavailable: {why}" for name, why in sorted(self._unavailable.items())]
         report: dict[str, Any] = {}
         with self._write_mutex:
             for state in self._collections.values():
@@ -601,7 +710,8 @@ class Indexer:
 
     def stats(self) -> dict:
         now = time.time()
-        out: dict[str, Any] = {"data_dir": str(self.data_dir), "last_seq": self.store.max_seq(), "collections": {}}
+        out: dict[str, Any] = {"data_dir": str(self.data_dir), "last_seq": self.store.max_seq(), "collections": {},
+                               "unavailable": dict(self._unavailable)}
         for state in list(self._collections.values()):
             with state.lock.read():
                 variants = {}

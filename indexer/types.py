@@ -59,3 +59,5 @@ class CollectionInfo:
     variants: list[VariantSpec]
     default_variant: str
     documents: int
+    #: why the collection is out of service ('' = it is available); see Indexer._state
+    unavailable: str = ""

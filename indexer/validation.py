@@ -2,23 +2,19 @@
 is written before all of a batch has passed."""
 from __future__ import annotations
 
-import re
 from typing import Any, Mapping, Sequence
 
 import numpy as np
 
 from ranksearch.errors import InvalidArgument, NotFound
+from ranksearch.names import RULE, is_valid_name
 from ranksearch.indexer.types import Document, VariantSpec
 
-NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
-
-
 def check_name(value: Any, field: str) -> str:
-    """Collection and variant names: they become file names, so keep them plain."""
-    if not isinstance(value, str) or not NAME_RE.match(value):
-        raise InvalidArgument(
-            field, f"must be 1-64 characters of letters, digits, '_', '.', '-' starting with a letter or digit, got {value!r}"
-        )
+    """Collection and variant names: they become file names, so keep them plain
+    (the rule: ranksearch.names)."""
+    if not is_valid_name(value):
+        raise InvalidArgument(field, f"{value!r} is not a valid name: use {RULE}")
     return value
 
 
@@ -135,16 +131,7 @@ def check_int(value: Any, field: str, low: int, high: int) -> int:
 
 
 def check_search_params(params: Any) -> dict[str, Any]:
-    if params is None:
-        return {}
-    if not isinstance(params, Mapping):
-        raise InvalidArgument("params", "must be a dict")
-    for key, value in params.items():
-        if key == "exact":
-            if not isinstance(value, bool):
-                raise InvalidArgument("params.exact", f"must be a bool, got {value!r}")
-        elif key in ("efSearch", "nprobe"):
-            check_int(value, f"params.{key}", 1, 1 << 20)
-        else:
-            raise InvalidArgument(f"params.{key}", "unknown search parameter (known: efSearch, nprobe, exact)")
-    return dict(params)
+    """A search call's index knobs (efSearch, nprobe, exact): see index_rules."""
+    from ranksearch.indexer.index_rules import check_search_overrides  # it imports check_int from here
+
+    return check_search_overrides(params)

@@ -22,11 +22,11 @@ from typing import Any
 
 import yaml
 
-from ranksearch.errors import ConfigError
+from ranksearch.errors import ConfigError, InvalidArgument
+from ranksearch.names import RULE, is_valid_name
 from ranksearch.typed import reject_unknown
 
 ROLES = ("read", "write", "admin")
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 
 
 def _f(default: Any = dataclasses.MISSING, doc: str = "", factory: Any = dataclasses.MISSING):
@@ -40,9 +40,21 @@ def _f(default: Any = dataclasses.MISSING, doc: str = "", factory: Any = datacla
 class IndexSection:
     """Index configuration of a variant."""
 
-    kind: str = _f("flat", "'flat' (exact), 'hnsw', 'ivf' or a FAISS factory string")
-    params: dict[str, int] = _f(doc="build/search knobs: M, efConstruction, efSearch, nlist, nprobe",
-                                factory=dict)
+    kind: str = _f("flat", "'flat' (exact), 'hnsw', 'ivf' or one of the FAISS factory strings "
+                   "listed under 'Index kinds' below; anything else is rejected")
+    params: dict[str, int] = _f(doc="build/search knobs of that kind (M, efConstruction, efSearch, "
+                                "nlist, nprobe, train_min), each within the range listed under "
+                                "'Index kinds' below", factory=dict)
+
+    def __post_init__(self):
+        from ranksearch.indexer.index_rules import check_index
+
+        try:
+            check_index(self.kind, self.params, "")
+        except ConfigError:
+            raise
+        except InvalidArgument as exc:  # the same rule as CreateCollection, named as a config key
+            raise ConfigError(exc.field.lstrip("."), exc.message) from None
 
 
 @dataclass
@@ -55,8 +67,8 @@ class VariantSection:
     weight: float = _f(0.0, "A/B traffic share for searches that name no variant; all 0 = default only")
 
     def __post_init__(self):
-        if not _NAME.match(self.name):
-            raise ConfigError("name", f"{self.name!r} is not a valid variant name")
+        if not is_valid_name(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid variant name ({RULE})")
         if self.weight < 0:
             raise ConfigError("weight", f"must be >= 0, got {self.weight}")
 
@@ -70,8 +82,8 @@ class CollectionSection:
     default_variant: str = _f("", "name of the default variant; '' = the first")
 
     def __post_init__(self):
-        if not _NAME.match(self.name):
-            raise ConfigError("name", f"{self.name!r} is not a valid collection name")
+        if not is_valid_name(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid collection name ({RULE})")
 
 
 @dataclass
@@ -118,8 +130,8 @@ class TokenSection:
                           factory=lambda: ["read"])
 
     def __post_init__(self):
-        if not _NAME.match(self.name):
-            raise ConfigError("name", f"{self.name!r} is not a valid token name")
+        if not is_valid_name(self.name):
+            raise ConfigError("name", f"{self.name!r} is not a valid token name ({RULE})")
         if self.sha256 and not re.fullmatch(r"[0-9a-f]{64}", self.sha256):
             raise ConfigError("sha256", "must be 64 lowercase hex digits (sha256 of the token)")
         for i, role in enumerate(self.roles):

@@ -8,7 +8,7 @@ MicroBatcher (worker thread) per model folder; the Indexer does its own locking.
 """
 from __future__ import annotations
 
-import re
+import math
 import threading
 import time
 from collections import deque
@@ -18,15 +18,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ranksearch.errors import FailedPrecondition, InvalidArgument, NotFound
+from ranksearch.errors import FailedPrecondition, InvalidArgument, NotFound, RanksearchError
+from ranksearch.indexer.validation import check_name
 from ranksearch.service.batcher import MicroBatcher
 from ranksearch.service.config import BatchingSection, IndexSection, LimitsSection
 from ranksearch.service.errors import DeadlineExceeded
+from ranksearch.service.logs import get_logger
 from ranksearch.service.routing import RoutingTable
 
 Alive = Callable[[], bool]
 _always: Alive = lambda: True  # noqa: E731
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,64}$")
 MODES = ("nearest", "farthest")
 DEFAULT_K = 10
 
@@ -115,7 +116,11 @@ class SearchCore:
         key = str(path)
         with self._models_lock:
             if key not in self._models:
-                if not path.is_dir():
+                try:
+                    exists = path.is_dir()
+                except OSError as exc:  # e.g. ENAMETOOLONG: a name no folder can have
+                    raise InvalidArgument("model", f"{model!r} cannot name a model folder: {exc.strerror}") from None
+                if not exists:
                     raise FailedPrecondition("model", f"model folder {path} does not exist")
                 embedder = self._load_encoder(path)
                 batcher = MicroBatcher(embedder.encode, enabled=self.batching.enabled,
@@ -135,10 +140,16 @@ class SearchCore:
         return sum(b.depth for _, b in list(self._models.values()))
 
     def warm_up(self) -> None:
-        """Load every variant's encoder now, so the first request does not pay for it."""
+        """Load every variant's encoder now, so the first request does not pay for it.
+        A collection whose model cannot be loaded does not stop the start: its calls
+        answer the same error (FAILED_PRECONDITION naming the model) later."""
         for info in self._collections.values():
-            for spec in info.variants:
-                self.encoder(spec.encoder)
+            for spec in info.variants if not info.unavailable else ():
+                try:
+                    self.encoder(spec.encoder)
+                except RanksearchError as exc:
+                    get_logger().error("collection %r: cannot load the model of variant %r: %s",
+                                       info.name, spec.name, exc)
 
     def close(self) -> None:
         for _, batcher in self._models.values():
@@ -149,7 +160,10 @@ class SearchCore:
     def refresh(self) -> None:
         self._collections = {c.name: c for c in self.indexer.list_collections()}
 
-    def collection(self, name: str, field_name: str = "collection"):
+    def collection(self, name: str, field_name: str = "collection", unavailable_ok: bool = False):
+        """The CollectionInfo `name` (or the default collection) names. A collection
+        the indexer took out of service answers FAILED_PRECONDITION with the reason,
+        except for the admin calls that repair it (`unavailable_ok`)."""
         name = name or self.default_collection
         if not name:
             raise InvalidArgument(field_name, "is empty and the server has no default collection")
@@ -157,6 +171,9 @@ class SearchCore:
         if info is None:
             raise NotFound(field_name, f"collection {name!r} does not exist "
                            f"(have: {', '.join(sorted(self._collections)) or 'none'})")
+        if info.unavailable and not unavailable_ok:
+            raise FailedPrecondition(field_name, f"collection {name!r} is unavailable: {info.unavailable}; "
+                                     "an admin can Rebuild it (from SQLite) or DeleteCollection it")
         return info
 
     def variant(self, info, name: str, field_name: str = "variant"):
@@ -170,25 +187,27 @@ class SearchCore:
                           default_variant: str = ""):
         from ranksearch.indexer.types import IndexSpec, VariantSpec
 
-        if not _NAME.match(name or ""):
-            raise InvalidArgument("name", f"{name!r} is not a valid collection name "
-                                  "(1-64 of letters, digits, '_', '-', '.')")
+        check_name(name, "name")
         variants = list(variants) or [VariantRequest()]
         specs, seen = [], set()
         for i, v in enumerate(variants):
             where = f"variants[{i}]"
-            if not _NAME.match(v.name or ""):
-                raise InvalidArgument(f"{where}.name", f"{v.name!r} is not a valid variant name")
+            check_name(v.name, f"{where}.name")
             if v.name in seen:
                 raise InvalidArgument(f"{where}.name", f"duplicate variant name {v.name!r}")
-            if v.weight < 0:
-                raise InvalidArgument(f"{where}.weight", f"must be >= 0, got {v.weight}")
+            if not (math.isfinite(v.weight) and v.weight >= 0):
+                raise InvalidArgument(f"{where}.weight", f"must be a finite number >= 0, got {v.weight}")
+            if v.index_params and not v.index_kind:
+                raise InvalidArgument(f"{where}.index.kind", "is empty while params are set: name the "
+                                      "kind the params are for")
             seen.add(v.name)
             model = v.model or self.default_model
             try:
                 embedder, _ = self.encoder(model)
             except FailedPrecondition as exc:
                 raise NotFound(f"{where}.model", exc.message) from None
+            except InvalidArgument as exc:
+                raise InvalidArgument(f"{where}.model", exc.message) from None
             kind = v.index_kind or self.default_index.kind
             params = dict(v.index_params) if v.index_kind else dict(self.default_index.params)
             specs.append(VariantSpec(name=v.name, dim=int(embedder.dim),
@@ -203,7 +222,7 @@ class SearchCore:
         return self._collections[name]
 
     def delete_collection(self, name: str) -> None:
-        info = self.collection(name, "name") if name else None
+        info = self.collection(name, "name", unavailable_ok=True) if name else None
         if info is None:
             raise InvalidArgument("name", "is empty")
         with self._admin_lock:
@@ -222,11 +241,14 @@ class SearchCore:
     def rebuild(self, collection: str = "") -> tuple[list[str], float, dict]:
         """Rebuild one collection's indexes (all when empty) from SQLite, live; then
         verify. Returns (collections rebuilt, seconds, verify report)."""
-        names = ([self.collection(collection, "collection").name] if collection
+        names = ([self.collection(collection, "collection", unavailable_ok=True).name] if collection
                  else [c.name for c in self.list_collections()])
         t0 = time.monotonic()
         with self._admin_lock:
-            self.indexer.rebuild(names[0] if collection else None)  # all at once: one snapshot pass
+            try:
+                self.indexer.rebuild(names[0] if collection else None)  # all at once: one snapshot pass
+            finally:
+                self.refresh()  # an unavailable collection may be back in service
         return names, time.monotonic() - t0, self.indexer.verify()
 
     # ------------------------------------------------------------ validation
@@ -371,7 +393,7 @@ class SearchCore:
 
     def stats(self, collection: str = "") -> list[dict]:
         self.refresh()
-        infos = [self.collection(collection)] if collection else \
+        infos = [self.collection(collection, unavailable_ok=True)] if collection else \
             [self._collections[n] for n in sorted(self._collections)]
         index_stats = _index_stats(self.indexer.stats())
         weights_all = {i.name: self.routing.weights(i.name) for i in infos}
@@ -395,7 +417,8 @@ class SearchCore:
                     "latency_ms": (p50, p95, p99), "is_default": spec.name == info.default_variant,
                     "weight": weights_all[info.name].get(spec.name, 0.0),
                 })
-            out.append({"name": info.name, "documents": info.documents, "variants": variants})
+            out.append({"name": info.name, "documents": info.documents, "variants": variants,
+                        "unavailable": info.unavailable})
         return out
 
 

@@ -105,6 +105,7 @@ class SearchServicer:
         weights = self.core.routing.weights(info.name)
         return pb.CollectionInfo(
             name=info.name, default_variant=info.default_variant, documents=int(info.documents),
+            unavailable_reason=info.unavailable,
             variants=[pb.VariantInfo(name=v.name, model=v.encoder, index=_index(v), dim=int(v.dim),
                                      weight=weights.get(v.name, 0.0),
                                      is_default=v.name == info.default_variant)
@@ -197,7 +198,7 @@ class SearchServicer:
                 index_state=v["index_state"], rebuilding=v["rebuilding"])
                 for v in c["variants"]]
             collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
-                                                  variants=variants))
+                                                  variants=variants, unavailable_reason=c["unavailable"]))
         return pb.StatsResponse(collections=collections, requests=dict(self.request_counts))
 
     @_rpc

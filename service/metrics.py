@@ -11,7 +11,8 @@ _LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 
 
 
 class _CollectionCollector:
-    """Documents per collection and vectors per index, read at scrape time."""
+    """Documents per collection, vectors per index and collections out of service,
+    read at scrape time."""
 
     def __init__(self, source: Callable[[], list[dict]]):
         self._source = source
@@ -20,16 +21,21 @@ class _CollectionCollector:
         docs = GaugeMetricFamily("ranksearch_documents", "documents stored", labels=["collection"])
         size = GaugeMetricFamily("ranksearch_index_size", "vectors in the index",
                                  labels=["collection", "variant"])
+        down = GaugeMetricFamily("ranksearch_collection_unavailable",
+                                 "1 while a collection is out of service (could not be opened or "
+                                 "rebuilt; see Stats unavailable_reason), else 0", labels=["collection"])
         try:
             stats = self._source()
         except Exception:  # not ready yet (bootstrap) or shutting down
             stats = []
         for c in stats:
             docs.add_metric([c["name"]], c["documents"])
+            down.add_metric([c["name"]], 1 if c.get("unavailable") else 0)
             for v in c["variants"]:
                 size.add_metric([c["name"], v["name"]], v["index_size"])
         yield docs
         yield size
+        yield down
 
 
 class Metrics:

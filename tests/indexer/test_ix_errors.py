@@ -127,9 +127,9 @@ def test_bad_collections(ix):
     _raises(InvalidArgument, "variants", "at least one", ix.create_collection, "c", [])
     _raises(InvalidArgument, "variants[1].name", "duplicate variant name 'v'", ix.create_collection, "c", [VariantSpec("v", 4), VariantSpec("v", 8)])
     _raises(InvalidArgument, "variants[0].dim", "1..65536", ix.create_collection, "c", [VariantSpec("v", 0)])
-    _raises(InvalidArgument, "variants[0].index.kind", "not a valid FAISS factory string", ix.create_collection, "c", [VariantSpec("v", 4, IndexSpec("Bogus99"))])
+    _raises(InvalidArgument, "variants[0].index.kind", "unsupported index kind 'Bogus99'", ix.create_collection, "c", [VariantSpec("v", 4, IndexSpec("Bogus99"))])
     _raises(InvalidArgument, "variants[0].index.params.nlits", "unknown for index kind 'ivf'", ix.create_collection, "c", [VariantSpec("v", 4, IndexSpec("ivf", {"nlits": 4}))])
-    _raises(InvalidArgument, "variants[0].index.params.M", "integer >= 1", ix.create_collection, "c", [VariantSpec("v", 4, IndexSpec("hnsw", {"M": 0}))])
+    _raises(InvalidArgument, "variants[0].index.params.M", "must be between 2 and 128", ix.create_collection, "c", [VariantSpec("v", 4, IndexSpec("hnsw", {"M": 0}))])
     _raises(InvalidArgument, "default_variant", "'w' is not one of the variants", ix.create_collection, "c", [VariantSpec("v", 4)], "w")
     assert ix.list_collections() == []
     ix.create_collection("c", [VariantSpec("v", 4)])

@@ -18,7 +18,7 @@ def nlist_of(ix, collection: str = "c") -> str:
     return ix.stats()["collections"][collection]["variants"]["v"]["index_type"]
 
 
-def finds_itself(ix, vectors: dict[str, np.ndarray], nprobe: int = 1 << 20, ef: int = 512) -> None:
+def finds_itself(ix, vectors: dict[str, np.ndarray], nprobe: int = 65536, ef: int = 512) -> None:
     """Every live document is the top hit for its own vector; nothing else is indexed."""
     ids = sorted(vectors)
     for start in range(0, len(ids), 1000):  # max_queries per call

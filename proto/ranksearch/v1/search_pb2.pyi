@@ -85,16 +85,18 @@ class VariantInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "variants", "default_variant", "documents")
+    __slots__ = ("name", "variants", "default_variant", "documents", "unavailable_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VARIANT_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     variants: _containers.RepeatedCompositeFieldContainer[VariantInfo]
     default_variant: str
     documents: int
-    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantInfo, _Mapping]]] = ..., default_variant: _Optional[str] = ..., documents: _Optional[int] = ...) -> None: ...
+    unavailable_reason: str
+    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantInfo, _Mapping]]] = ..., default_variant: _Optional[str] = ..., documents: _Optional[int] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -336,14 +338,16 @@ class VariantStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "documents", "variants")
+    __slots__ = ("name", "documents", "variants", "unavailable_reason")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
     name: str
     documents: int
     variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
-    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ...) -> None: ...
+    unavailable_reason: str
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ..., unavailable_reason: _Optional[str] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("collections", "requests")

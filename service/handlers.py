@@ -2,8 +2,11 @@
 
 Each handler is wrapped by :func:`_rpc`, which answers UNAVAILABLE until the server
 is ready (recovery / first-start bootstrap done), turns an undecodable request into
-INVALID_ARGUMENT, maps ranksearch errors through ``service.errors`` and reports any
-other exception as INTERNAL with the request id (the traceback goes to the log).
+INVALID_ARGUMENT, maps ranksearch errors through ``service.errors``, answers
+RESOURCE_EXHAUSTED for a response larger than the server may send, reports a client
+that went away mid-call (cancelled, deadline) as DEADLINE_EXCEEDED without an error
+log, and any other exception as INTERNAL with the request id (the traceback goes to
+the log).
 """
 from __future__ import annotations
 
@@ -13,16 +16,22 @@ import threading
 
 import grpc
 
-from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
+from grpc_health.v1 import health_pb2
+
+from ranksearch.errors import InvalidArgument, RanksearchError, ResourceExhausted, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
+from ranksearch.service.errors import DeadlineExceeded
 from ranksearch.service.core import SearchCore, SearchParams, VariantRequest
 from ranksearch.service.interceptors import answered_variant
 from ranksearch.service.logs import get_logger, request_id
-from ranksearch.service.wire import Undecodable, deserializer
+from ranksearch.service.wire import Undecodable, deserializer, transport_limit
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SearchService"]
 _MODES = {pb.NEAREST: "nearest", pb.FARTHEST: "farthest"}
+#: the request field that sizes each RPC's response (named when it is too large)
+_SIZED_BY = {"Search": "k", "BatchSearch": "queries", "Get": "ids", "Embed": "texts",
+             "Stats": "collection"}
 
 
 class _Doc:
@@ -61,13 +70,16 @@ def _rpc(method):
                 raise Unavailable("", "server is starting (recovery / first-start indexing "
                                   "in progress); health reports NOT_SERVING until it is done")
             if not isinstance(request, Undecodable) or method.__name__ == "UpsertStream":
-                return method(self, request, context)
+                return self.fits(method.__name__, method(self, request, context))
             _check(request)
         except RanksearchError as exc:
             service_errors.abort(context, exc)
         except Exception:
             if context.code() is not None:  # already aborted deliberately
                 raise
+            if not context.is_active():  # e.g. a stalled stream whose client gave up
+                get_logger().info("%s: the client cancelled or its deadline passed", method.__name__)
+                service_errors.abort(context, DeadlineExceeded("", "the client cancelled or its deadline passed"))
             get_logger().exception("unhandled error in %s", method.__name__)
             context.abort(grpc.StatusCode.INTERNAL,
                           f"internal error (request id {request_id.get()}); see the server log")
@@ -96,10 +108,25 @@ def _search_params(request, context) -> SearchParams:
 
 class SearchServicer:
     def __init__(self, core: SearchCore | None, ready: threading.Event | None = None,
-                 request_counts: dict[str, int] | None = None):
+                 request_counts: dict[str, int] | None = None,
+                 max_response_bytes: int = transport_limit(16 * 1024 * 1024)):
         self.core = core
         self.ready = ready or threading.Event()
         self.request_counts = request_counts if request_counts is not None else {}
+        self.max_response_bytes = max_response_bytes
+
+    def fits(self, method: str, response):
+        """`response`, unless it is larger than gRPC may send (it would fail in the
+        transport as an opaque error): then RESOURCE_EXHAUSTED naming the request
+        field that sizes it. Every request within the documented limits can still ask
+        for more than that (e.g. BatchSearch: queries x k hits with include_text)."""
+        size = response.ByteSize()
+        if size > self.max_response_bytes:
+            raise ResourceExhausted(_SIZED_BY.get(method, ""), (
+                f"the response would be {size:,} bytes, more than the {self.max_response_bytes:,} bytes "
+                "the server may send (2 x limits.max_message_bytes + 1 MiB): ask for fewer results "
+                "(fewer queries, ids or texts, a smaller k, include_text=false) or split the call"))
+        return response
 
     def collection_info(self, info) -> pb.CollectionInfo:
         weights = self.core.routing.weights(info.name)
@@ -212,6 +239,24 @@ class SearchServicer:
         names, seconds, report = self.core.rebuild(request.collection)
         return pb.RebuildResponse(collections=names, seconds=seconds, ok=report["ok"],
                                   problems=report["problems"])
+
+
+def health_handler(servicer, max_message_bytes: int) -> grpc.GenericRpcHandler:
+    """The standard health service (grpc.health.v1) behind the same UTF-8-aware
+    deserialiser: undecodable bytes answer INVALID_ARGUMENT, not INTERNAL."""
+    def guarded(behaviour):
+        def run(request, context):
+            if isinstance(request, Undecodable):
+                service_errors.abort(context, InvalidArgument(request.field, request.message))
+            return behaviour(request, context)
+        return run
+
+    parse = deserializer(health_pb2.HealthCheckRequest, max_message_bytes)
+    send = health_pb2.HealthCheckResponse.SerializeToString
+    return grpc.method_handlers_generic_handler("grpc.health.v1.Health", {
+        "Check": grpc.unary_unary_rpc_method_handler(guarded(servicer.Check), parse, send),
+        "Watch": grpc.unary_stream_rpc_method_handler(guarded(servicer.Watch), parse, send),
+    })
 
 
 def generic_handler(servicer: SearchServicer, max_message_bytes: int) -> grpc.GenericRpcHandler:

@@ -18,15 +18,16 @@ from pathlib import Path
 from typing import Callable
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
-from ranksearch.errors import ConfigError
+from ranksearch.errors import ConfigError, RanksearchError
 from ranksearch.service import bootstrap as first_start
 from ranksearch.service.auth import Authenticator
 from ranksearch.service.config import ServiceConfig
 from ranksearch.service.core import SearchCore, VariantRequest
-from ranksearch.service.handlers import SERVICE, SearchServicer, generic_handler
+from ranksearch.service import wire
+from ranksearch.service.handlers import SERVICE, SearchServicer, generic_handler, health_handler
 from ranksearch.service.interceptors import (AccessLogInterceptor, AuthInterceptor,
                                              LimitInterceptor, RequestIdInterceptor)
 from ranksearch.service.logs import get_logger
@@ -68,7 +69,7 @@ class Server:
         for warning in self.warnings:
             self.log.warning(warning)
         self._started_at = time.perf_counter()
-        transport_limit = cfg.limits.max_message_bytes * 2 + (1 << 20)
+        transport_limit = wire.transport_limit(cfg.limits.max_message_bytes)
         self.access = AccessLogInterceptor(self.metrics)
         self.limiter = LimitInterceptor(cfg.limits.max_concurrent_requests, self.metrics)
         interceptors = [RequestIdInterceptor(), self.access,
@@ -79,10 +80,10 @@ class Server:
             options=[("grpc.max_receive_message_length", transport_limit),
                      ("grpc.max_send_message_length", transport_limit),
                      ("grpc.so_reuseport", 0)])
-        self.servicer = SearchServicer(None, self.ready, self.access.counts)
+        self.servicer = SearchServicer(None, self.ready, self.access.counts, max_response_bytes=transport_limit)
         server.add_generic_rpc_handlers((generic_handler(self.servicer, cfg.limits.max_message_bytes),))
         self.health = health.HealthServicer()
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, server)
+        server.add_generic_rpc_handlers((health_handler(self.health, cfg.limits.max_message_bytes),))
         self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
         reflection.enable_server_reflection(
             (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
@@ -158,7 +159,10 @@ class Server:
                                        index_params=dict(v.index.params), weight=v.weight)
                         for v in c.variants]
             if c.name not in existing:
-                self.core.create_collection(c.name, variants, c.default_variant)
+                try:
+                    self.core.create_collection(c.name, variants, c.default_variant)
+                except RanksearchError as exc:  # one bad collection must not stop the start
+                    self.log.error("configured collection %r was not created: %s", c.name, exc)
             elif variants:
                 self.core.routing.set_weights(c.name, {v.name: v.weight for v in variants})
 

@@ -14,6 +14,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
+
+def transport_limit(max_message_bytes: int) -> int:
+    """gRPC's own receive/send limit: twice limits.max_message_bytes plus 1 MiB, so
+    that a request over max_message_bytes reaches the deserialiser below (and gets a
+    named INVALID_ARGUMENT), and the largest response a server may send."""
+    return max_message_bytes * 2 + (1 << 20)
+
 from google.protobuf.descriptor import Descriptor, FieldDescriptor
 from google.protobuf.message import DecodeError
 

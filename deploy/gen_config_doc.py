@@ -22,6 +22,8 @@ from typing import Any
 
 import yaml
 
+from ranksearch.indexer.index_rules import kinds_reference
+
 DEPLOY = Path(__file__).resolve().parent
 CONFIG_MD = DEPLOY / "CONFIG.md"
 EXAMPLES = DEPLOY / "configs"
@@ -41,6 +43,23 @@ file. Token secrets can come from the environment instead of the file:
 
 Keys are dotted paths; `[]` marks a list whose entries have the keys listed under it.
 Example configs: {examples}.
+"""
+
+
+INDEX_KINDS = """
+## Index kinds
+
+`default_index` and `collections[].variants[].index` (and CreateCollection's
+`IndexConfig`) accept only these kinds, each knob an integer within its range;
+anything else is rejected with the key named (`config check`, start, or
+`INVALID_ARGUMENT` naming e.g. `variants[0].index.params.M`), before anything is
+stored. Before a collection is stored the server also builds a small index of that
+configuration on random vectors and searches, deletes and serializes it. FAISS is
+native code: a bad value can crash the whole process (HNSW `M: 1` did), which no
+error handling can catch, so values outside these ranges never reach it. The ranges
+come from `ranksearch.indexer.index_rules`, the one place that defines them.
+
+{tables}
 """
 
 
@@ -178,6 +197,8 @@ def render(cls: type | None = None, example_files: list[Path] | None = None) -> 
         key = f"**`{r.key}`**" if r.type == "section" else f"`{r.key}`"
         doc, example = (s.replace("|", "\\|").replace("<", "&lt;") for s in (r.doc, r.example))
         out.append(f"| {key} | {r.type} | {r.default} | {doc} | {example} |")
+    if cls.__name__ == "ServiceConfig":
+        out.append(INDEX_KINDS.format(tables=kinds_reference()))
     return "\n".join(out) + "\n"
 
 

@@ -76,7 +76,7 @@ KINDS: tuple[Kind, ...] = (
          "scalar-quantised vectors (4x smaller)", re.compile(r"IVF(\d+),SQ8"), "nlist"),
     Kind("IVF<nlist>,SQfp16", ("nprobe", "train_min"), "FAISS factory string: IVF with 16-bit "
          "float vectors (2x smaller)", re.compile(r"IVF(\d+),SQfp16"), "nlist"),
-    Kind("HNSW<M>", ("efSearch",), "FAISS factory string: HNSW (also written HNSW<M>,Flat)",
+    Kind("HNSW<M>", ("efSearch",), "FAISS factory string: HNSW graph, the same as `HNSW<M>,Flat`",
          re.compile(r"HNSW(\d+)(?:,Flat)?"), "M"),
 )
 #: knobs a search call may pass, besides ``exact``
@@ -153,10 +153,10 @@ def kinds_reference() -> str:
     """Markdown tables of the supported kinds and knob ranges (deploy/CONFIG.md)."""
     lines = ["| kind | knobs | meaning |", "|---|---|---|"]
     for k in KINDS:
-        number = f" (`{k.number}` in range)" if k.number else ""
+        number = f"; `{k.number}` within its range" if k.number else ""
         knobs = ", ".join(f"`{n}`" for n in k.knobs) or "none"
         lines.append(f"| `{k.name}` | {knobs} | {k.doc}{number} |")
-    lines += ["", "| knob | range | search-time override | meaning |", "|---|---|---|---|"]
+    lines += ["", "| knob | range | a search may override it (indexer API) | meaning |", "|---|---|---|---|"]
     for n in KNOBS.values():
         lines.append(f"| `{n.name}` | {n.low}..{n.high} | {'yes' if n.search else 'no'} | {n.doc} |")
     return "\n".join(lines)

@@ -3,7 +3,7 @@
 Each handler is wrapped by :func:`_rpc`, which answers UNAVAILABLE until the server
 is ready (recovery / first-start bootstrap done), turns an undecodable request into
 INVALID_ARGUMENT, maps ranksearch errors through ``service.errors``, answers
-RESOURCE_EXHAUSTED for a response larger than the server may send, reports a client
+INVALID_ARGUMENT for a response larger than the server may send, reports a client
 that went away mid-call (cancelled, deadline) as DEADLINE_EXCEEDED without an error
 log, and any other exception as INTERNAL with the request id (the traceback goes to
 the log).
@@ -18,7 +18,7 @@ import grpc
 
 from grpc_health.v1 import health_pb2
 
-from ranksearch.errors import InvalidArgument, RanksearchError, ResourceExhausted, Unavailable
+from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
 from ranksearch.service.errors import DeadlineExceeded
@@ -117,12 +117,12 @@ class SearchServicer:
 
     def fits(self, method: str, response):
         """`response`, unless it is larger than gRPC may send (it would fail in the
-        transport as an opaque error): then RESOURCE_EXHAUSTED naming the request
+        transport as an opaque error): then INVALID_ARGUMENT naming the request
         field that sizes it. Every request within the documented limits can still ask
         for more than that (e.g. BatchSearch: queries x k hits with include_text)."""
         size = response.ByteSize()
         if size > self.max_response_bytes:
-            raise ResourceExhausted(_SIZED_BY.get(method, ""), (
+            raise InvalidArgument(_SIZED_BY.get(method, ""), (
                 f"the response would be {size:,} bytes, more than the {self.max_response_bytes:,} bytes "
                 "the server may send (2 x limits.max_message_bytes + 1 MiB): ask for fewer results "
                 "(fewer queries, ids or texts, a smaller k, include_text=false) or split the call"))

@@ -38,7 +38,6 @@ from ranksearch.typed import reject_unknown
 BM25_NAME = "bm25"
 ATTENTION_CHECKS = ("baseline", "all", "none")
 SWEEPS = ("fixed_heads", "fixed_budget")
-INDEX_KINDS = ("flat", "hnsw", "ivf")
 
 
 @dataclass
@@ -147,12 +146,12 @@ def _typed(cls, data: Any, where: str):
 
 
 def _check_index(index: Any, where: str) -> dict:
+    from ranksearch.indexer.index_rules import check_index_config
+
     reject_unknown(index, ["kind", "params"], where)
-    kind = index.get("kind", "flat")
-    if kind not in INDEX_KINDS and "," not in str(kind):
-        raise ConfigError(f"{where}.kind", f"must be one of {INDEX_KINDS} or a FAISS factory "
-                          f"string, got {kind!r}")
-    return {"kind": kind, "params": dict(index.get("params") or {})}
+    out = {"kind": index.get("kind", "flat"), "params": dict(index.get("params") or {})}
+    check_index_config(out["kind"], out["params"], where)  # the server's rule: kinds and ranges
+    return out
 
 
 def _int_or_none(value, where: str):

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass
 from typing import Any, Mapping
 
-from ranksearch.errors import InvalidArgument
+from ranksearch.errors import ConfigError, InvalidArgument
 from ranksearch.indexer.validation import check_int
 
 
@@ -129,6 +129,15 @@ def check_index(kind: Any, params: Any, field: str) -> None:
     if "train_min" in params and nlist is not None and params["train_min"] < nlist:
         raise InvalidArgument(f"{field}.params.train_min", f"must be at least nlist ({nlist}): "
                               f"k-means needs one training vector per list, got {params['train_min']}")
+
+
+def check_index_config(kind: Any, params: Any, field: str) -> None:
+    """check_index for a configuration file: the same rule, raised as ConfigError
+    naming the key (``field`` '' names ``kind`` / ``params.<knob>``)."""
+    try:
+        check_index(kind, params, field)
+    except InvalidArgument as exc:
+        raise ConfigError(exc.field.lstrip("."), exc.message) from None
 
 
 def check_search_overrides(params: Any) -> dict[str, Any]:

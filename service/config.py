@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ranksearch.errors import ConfigError, InvalidArgument
+from ranksearch.errors import ConfigError
 from ranksearch.names import RULE, is_valid_name
 from ranksearch.typed import reject_unknown
 
@@ -47,14 +47,9 @@ class IndexSection:
                                 "'Index kinds' below", factory=dict)
 
     def __post_init__(self):
-        from ranksearch.indexer.index_rules import check_index
+        from ranksearch.indexer.index_rules import check_index_config
 
-        try:
-            check_index(self.kind, self.params, "")
-        except ConfigError:
-            raise
-        except InvalidArgument as exc:  # the same rule as CreateCollection, named as a config key
-            raise ConfigError(exc.field.lstrip("."), exc.message) from None
+        check_index_config(self.kind, self.params, "")  # the same rule as CreateCollection
 
 
 @dataclass

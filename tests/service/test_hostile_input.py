@@ -149,3 +149,24 @@ def test_a_committed_upsert_is_not_answered_as_an_error(server, monkeypatch):
     monkeypatch.setattr(VariantIndex, "add", real)
     client.rebuild("docs")
     assert client.search("sort a list of numbers", k=1).hits[0].id == "b"
+
+
+@pytest.mark.parametrize("section,key", [
+    ({"default_index": {"kind": "hnsw", "params": {"M": 1}}}, "default_index.params.M"),
+    ({"collections": [{"name": "c", "variants": [{"name": "v", "index": {"kind": "NSG32,Flat"}}]}]},
+     "collections[0].variants[0].index.kind"),
+    ({"collections": [{"name": "c", "variants": [{"name": "v", "index": {"kind": "hnsw",
+                                                                           "params": {"efSearch": 2**31}}}]}]},
+     "collections[0].variants[0].index.params.efSearch"),
+])
+def test_config_check_applies_the_same_index_rule(tmp_path, capsys, section, key):
+    """Issue 9 item 1 for the config file: `config check` (and the start, which
+    loads the config the same way) rejects what CreateCollection rejects."""
+    import yaml
+
+    from ranksearch.cli import main
+
+    path = tmp_path / "server.yaml"
+    path.write_text(yaml.safe_dump(section))
+    assert main(["config", "check", str(path)]) != 0
+    assert key in capsys.readouterr().err

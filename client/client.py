@@ -37,6 +37,16 @@ class Document:
 
 
 @dataclass
+class Upserted:
+    """Outcome of one acknowledged upsert batch: `count` documents durably stored as
+    sent, of which `unchanged` were stored already with the same text and metadata
+    (the server skipped encoding and rewriting them)."""
+
+    count: int
+    unchanged: int = 0
+
+
+@dataclass
 class Hit:
     id: str
     score: float
@@ -84,6 +94,13 @@ def _field_of(error: grpc.RpcError) -> str:
     except Exception:  # details are a convenience; the code and message stand alone
         return ""
     return ""
+
+
+def _check_k(k: int) -> None:
+    # on the wire k = 0 means "unset" (the server's default, 10): a caller who asks
+    # for 0 hits would silently get 10
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
 
 
 def _read(value: str | Path | bytes | None) -> bytes | None:
@@ -196,11 +213,38 @@ class SearchClient:
         request = pb.UpsertRequest(collection=collection, documents=[self._doc(d) for d in documents])
         return self._call("Upsert", request, timeout).count
 
+    def upsert_batches(self, collection: str, documents: Iterable[Document | Mapping],
+                       batch_size: int = 64, timeout: float | None = None) -> Iterator[Upserted]:
+        """Bulk load of any size: one Upsert call per batch of `batch_size` documents,
+        each with its own deadline (`timeout`, seconds) and its own retries on
+        UNAVAILABLE (upsert is idempotent by id). Yields each batch's outcome once it
+        is durable, so a caller can show progress of acknowledged documents. On a
+        failure the batches yielded before are written and nothing of the failed one.
+        Documents the server holds already with the same text and metadata come back
+        as `unchanged` without being encoded again, so re-running an interrupted
+        load resumes quickly."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        batch: list[pb.Document] = []
+        for d in documents:
+            batch.append(self._doc(d))
+            if len(batch) >= batch_size:
+                yield self._upsert_batch(collection, batch, timeout)
+                batch = []
+        if batch:
+            yield self._upsert_batch(collection, batch, timeout)
+
+    def _upsert_batch(self, collection: str, batch: list[pb.Document], timeout: float | None) -> Upserted:
+        response = self._call("Upsert", pb.UpsertRequest(collection=collection, documents=batch), timeout)
+        return Upserted(response.count, response.unchanged)
+
     def upsert_stream(self, collection: str, documents: Iterable[Document | Mapping],
                       batch_size: int = 128, timeout: float | None = None) -> int:
-        """Stream documents in batches (bulk load). Upsert is idempotent by id, so when
-        `documents` is a sequence (replayable) the whole stream is retried on
-        UNAVAILABLE; a one-shot iterator is not retried, since it is consumed."""
+        """Stream documents in batches over one call. Its deadline (`timeout`) covers
+        the whole stream: for large loads prefer :meth:`upsert_batches` (a deadline
+        per batch). Upsert is idempotent by id, so when `documents` is a sequence
+        (replayable) the whole stream is retried on UNAVAILABLE; a one-shot iterator
+        is not retried, since it is consumed."""
         def requests() -> Iterator[pb.UpsertRequest]:
             batch: list[pb.Document] = []
             for d in documents:
@@ -231,6 +275,7 @@ class SearchClient:
                variant: str = "", filter: Mapping[str, str] | None = None,
                include_text: bool = False, min_score: float | None = None, offset: int = 0,
                routing_key: str = "", timeout: float | None = None) -> SearchResult:
+        _check_k(k)
         request = pb.SearchRequest(collection=collection, query=query, k=k,
                                    mode=pb.FARTHEST if farthest else pb.NEAREST, variant=variant,
                                    filter=dict(filter or {}), include_text=include_text,
@@ -245,6 +290,7 @@ class SearchClient:
                      filter: Mapping[str, str] | None = None, include_text: bool = False,
                      min_score: float | None = None, offset: int = 0,
                      timeout: float | None = None) -> list[SearchResult]:
+        _check_k(k)
         request = pb.BatchSearchRequest(collection=collection, queries=list(queries), k=k,
                                         mode=pb.FARTHEST if farthest else pb.NEAREST,
                                         variant=variant, filter=dict(filter or {}),

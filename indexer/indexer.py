@@ -405,6 +405,13 @@ class Indexer:
             self._apply(state, lambda: state.apply_upsert(docs, rows, unit), commit=True)
         return len(docs)
 
+    def unchanged(self, collection: str, docs: list[Document]) -> set[str]:
+        """Ids of `docs` already stored with the same text and metadata and a vector for
+        every variant (see Store.unchanged): the caller may skip encoding them. Read
+        without the writer mutex: a concurrent write to the same id orders after it."""
+        state = self._state(collection)
+        return self.store.unchanged(collection, docs, list(state.specs))
+
     def delete(self, collection: str, ids: list[str]) -> int:
         """Delete the documents with these ids; unknown ids are ignored. Returns how
         many were deleted."""

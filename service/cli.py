@@ -72,14 +72,32 @@ def _serve(args) -> int:
     from ranksearch.service.server import serve
 
     config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen})
+    if args.metrics_listen:
+        config.metrics = _metrics_listen(config.metrics, args.metrics_listen)
     setup_logging(config.logging.level, config.logging.json)
     return serve(config)
+
+
+def _metrics_listen(section, value: str):
+    """--metrics-listen HOST:PORT (or 'off') over the config's metrics section."""
+    import dataclasses
+
+    from ranksearch.service.config import parse_listen
+
+    if value == "off":
+        return dataclasses.replace(section, port=None)
+    try:
+        host, port = parse_listen(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument("--metrics-listen", exc.message) from None
+    return dataclasses.replace(section, host=host, port=port)
 
 
 def _config_check(args) -> int:
     from ranksearch.service.config import load_config
 
     config = load_config(args.file)
+    config.check_files()
     for warning in config.check_security():
         print(f"warning: {warning}")
     print(f"ok: {args.file} (listen {config.listen}, data_dir {config.data_dir}, "
@@ -283,11 +301,14 @@ def register(sub) -> None:
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--data-dir", help="data directory (overrides the file)")
     p.add_argument("--listen", help="HOST:PORT (overrides the file)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="metrics endpoint (overrides metrics.host/port; 'off' = none); give a "
+                        "second server on one host its own port")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
-    c = csub.add_parser("check", help="validate a config file without starting")
+    c = csub.add_parser("check", help="validate a config file (keys, listeners, TLS files) without starting")
     c.add_argument("file", metavar="FILE", help="YAML config file")
     c.set_defaults(func=_config_check)
     c = csub.add_parser("hash-token", help="print the sha256 to store for a token ('-' reads stdin)")

@@ -74,6 +74,20 @@ from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
 
 log = logging.getLogger("ranksearch.indexer")
 
+
+class _Progress:
+    """Log lines for a long job: done of total, elapsed and ETA (rate so far)."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done, self.started = what, total, 0, time.perf_counter()
+
+    def advance(self, n: int, item: str) -> None:
+        self.done += n
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        log.info("%s: %s done; %d of %d vectors (%.0f%%), %.1f s elapsed, ETA %.0f s", self.what, item,
+                 self.done, self.total, 100.0 * self.done / max(self.total, 1), elapsed, eta)
+
 LOCK_NAME = "LOCK"
 
 
@@ -555,18 +569,24 @@ class Indexer:
                 self.store.prune_changes(min(i.seq for i in infos))
 
     def rebuild(self, collection: str | None = None) -> None:
-        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them."""
+        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them. Logs one
+        progress line per variant (vectors done of all, elapsed, ETA)."""
         with self._write_mutex:
             states = [self._state(collection)] if collection is not None else list(self._collections.values())
+            total = sum(self.store.count_vectors(s.name, v) for s in states for v in s.specs)
+            progress = _Progress("rebuild", total)
             for state in states:
-                self._rebuild_state(state)
+                self._rebuild_state(state, progress)
             self.snapshot(only_dirty=True)
 
-    def _rebuild_state(self, state: CollectionState) -> None:
+    def _rebuild_state(self, state: CollectionState, progress: "_Progress") -> None:
         fresh = CollectionState(state.name, state.default_variant, dict(state.specs))
         for seq, doc_id, metadata in self.store.live_documents(state.name):
             fresh.add_doc(seq, doc_id, metadata)
-        indexes = {name: self._build_from_store(state.name, spec) for name, spec in state.specs.items()}
+        indexes = {}
+        for name, spec in state.specs.items():
+            indexes[name] = self._build_from_store(state.name, spec)
+            progress.advance(indexes[name].count, f"{state.name}/{name}")
         with state.lock.write():
             state.by_seq, state.by_id, state.postings = fresh.by_seq, fresh.by_id, fresh.postings
             state.indexes = indexes

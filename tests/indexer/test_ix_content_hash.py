@@ -39,3 +39,17 @@ def test_migration_adds_a_null_hash_to_existing_rows(tmp_path):
     assert migrate(conn) == 2
     assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
     assert conn.execute("SELECT id, content_hash FROM documents").fetchall() == [("a", None)]
+
+
+def test_rebuild_logs_progress_with_an_eta(ix, caplog):
+    import logging
+
+    rng = np.random.default_rng(1)
+    ix.create_collection("c", [VariantSpec("v", 4), VariantSpec("w", 4)])
+    ix.upsert("c", docs(10), {"v": unit(rng, 10, 4), "w": unit(rng, 10, 4)})
+    with caplog.at_level(logging.INFO, logger="ranksearch.indexer"):
+        ix.rebuild()
+    lines = [r.getMessage() for r in caplog.records if r.getMessage().startswith("rebuild:")]
+    assert len(lines) == 2
+    assert lines[0].startswith("rebuild: c/v done; 10 of 20 vectors (50%)") and "ETA" in lines[0]
+    assert lines[1].startswith("rebuild: c/w done; 20 of 20 vectors (100%)") and lines[1].endswith("ETA 0 s")

@@ -233,6 +233,8 @@ def _admin_verify(args) -> int:
 
 @_rpc_errors
 def _admin_rebuild(args) -> int:
+    print(f"rebuilding {args.collection or 'every collection'} on the server (searches go on, writes "
+          "wait); the server log shows progress with an ETA ('rebuild: ... ETA')", file=sys.stderr)
     with _client(args) as client:
         response = client.rebuild(args.collection)
     print(f"rebuilt {', '.join(response.collections) or 'nothing'} in {response.seconds:.1f} s; "

@@ -185,7 +185,12 @@ def _import(args) -> int:
                                               timeout=args.timeout):
                 count, unchanged = count + done.count, unchanged + done.unchanged
                 bar.update(done.count)
-                bar.set_postfix(unchanged=unchanged)
+                bar.set_postfix(unchanged=unchanged, refresh=False)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: {count} documents were acknowledged (durable); run the same command "
+              "again to resume (they are skipped as unchanged)", file=sys.stderr)
+        return 130
     except RpcFailed as exc:
         bar.close()
         match = re.fullmatch(r"documents\[(\d+)\]\.?(.*)", exc.field)

@@ -297,7 +297,7 @@ class SearchCore:
         return batcher.encode(texts, alive=alive, timeout=timeout)
 
     def upsert(self, collection: str, docs: Sequence, alive: Alive = _always,
-               timeout: float | None = None) -> "Upserted":
+               timeout: float | None = None) -> Upserted:
         """docs: ranksearch.indexer.Document-like (id, text, metadata). Durable on return.
         Documents stored already with the same text and metadata are neither encoded
         nor written again (content hash); they count as acknowledged and unchanged."""

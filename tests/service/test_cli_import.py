@@ -117,3 +117,26 @@ def test_japanese_prints_as_utf8(server, capsys):
     assert "日本語の文書" in out
     code, out, _ = _run(capsys, "stats", "--server", server.address)
     assert "\\u" not in out and isinstance(json.loads(out)["collections"][0]["documents"], int)
+
+
+def test_an_interrupted_import_says_what_was_acknowledged(server, capsys, tmp_path, monkeypatch):
+    from ranksearch.client import SearchClient
+
+    rows = [{"id": f"d{i}", "text": f"text {i}"} for i in range(10)]
+    path = _write(tmp_path / "docs.jsonl", rows)
+    real = SearchClient._upsert_batch
+    calls = []
+
+    def interrupt_on_the_third(self, *args):
+        calls.append(1)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(self, *args)
+
+    monkeypatch.setattr(SearchClient, "_upsert_batch", interrupt_on_the_third)
+    code, _, err = _run(capsys, "import", str(path), "--collection", "docs", "--batch-size", "4",
+                        "--quiet", "--server", server.address)
+    assert code == 130 and "interrupted: 8 documents were acknowledged" in err
+    monkeypatch.undo()
+    code, out, _ = _run(capsys, "import", str(path), "--collection", "docs", "--quiet", "--server", server.address)
+    assert out == "imported 10 into docs (2 written, 8 unchanged and skipped)\n"

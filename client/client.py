@@ -215,24 +215,39 @@ class SearchClient:
 
     def upsert_batches(self, collection: str, documents: Iterable[Document | Mapping],
                        batch_size: int = 64, timeout: float | None = None) -> Iterator[Upserted]:
-        """Bulk load of any size: one Upsert call per batch of `batch_size` documents,
-        each with its own deadline (`timeout`, seconds) and its own retries on
-        UNAVAILABLE (upsert is idempotent by id). Yields each batch's outcome once it
-        is durable, so a caller can show progress of acknowledged documents. On a
-        failure the batches yielded before are written and nothing of the failed one.
-        Documents the server holds already with the same text and metadata come back
-        as `unchanged` without being encoded again, so re-running an interrupted
-        load resumes quickly."""
+        """Bulk load of any size: one Upsert call per batch of at most `batch_size`
+        documents, each with its own deadline (`timeout`, seconds) and its own retries
+        on UNAVAILABLE (upsert is idempotent by id). Yields each batch's outcome once
+        it is durable, so a caller can show progress of acknowledged documents, in
+        the order of `documents`. A batch that runs out of its deadline is sent again
+        in halves, and later batches stay at that size (a slow or busy server); a
+        single document that does not fit the deadline raises. On a failure the
+        outcomes yielded before are written and nothing after them. Documents the
+        server holds already with the same text and metadata come back as
+        `unchanged` without being encoded again, so re-running an interrupted load
+        resumes quickly (and a batch retried after a late commit costs little)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
-        batch: list[pb.Document] = []
-        for d in documents:
-            batch.append(self._doc(d))
-            if len(batch) >= batch_size:
-                yield self._upsert_batch(collection, batch, timeout)
-                batch = []
-        if batch:
-            yield self._upsert_batch(collection, batch, timeout)
+        source = iter(documents)
+        pending: list[pb.Document] = []
+        size, exhausted = batch_size, False
+        while True:
+            while not exhausted and len(pending) < size:
+                try:
+                    pending.append(self._doc(next(source)))
+                except StopIteration:
+                    exhausted = True
+            if not pending:
+                return
+            batch, pending = pending[:size], pending[size:]
+            try:
+                done = self._upsert_batch(collection, batch, timeout)
+            except RpcFailed as exc:
+                if exc.code != grpc.StatusCode.DEADLINE_EXCEEDED or len(batch) == 1:
+                    raise
+                size, pending = max(1, len(batch) // 2), batch + pending
+                continue
+            yield done
 
     def _upsert_batch(self, collection: str, batch: list[pb.Document], timeout: float | None) -> Upserted:
         response = self._call("Upsert", pb.UpsertRequest(collection=collection, documents=batch), timeout)

@@ -193,17 +193,16 @@ def _import(args) -> int:
         return 130
     except RpcFailed as exc:
         bar.close()
-        match = re.fullmatch(r"documents\[(\d+)\]\.?(.*)", exc.field)
-        if match and count + int(match.group(1)) < len(wheres):
-            where = f"{wheres[count + int(match.group(1))]}: {match.group(2) or 'document'}"
-        else:
-            where = exc.field or args.path
+        first = wheres[count] if count < len(wheres) else args.path  # first line not written
         message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
-        written = (f"the {count} documents before {wheres[count]} were written" if count
-                   else "nothing was written")
-        print(f"error: {where}: {message} ({exc.code.name})\n"
-              f"{written}; nothing from there on. Fix it and run the same command again: "
-              f"documents already written are skipped.", file=sys.stderr)
+        match = re.fullmatch(r"documents\[(\d+)\]\.?(.*)", exc.field)
+        if match and count + int(match.group(1)) < len(wheres):  # the server names a document
+            error = f"{wheres[count + int(match.group(1))]}: {match.group(2) or 'document'}: {message} ({exc.code.name})"
+        else:
+            error = f"{exc.code.name}: {message}" + (f" (field {exc.field})" if exc.field else "")
+        written = f"the {count} documents before {first} were written" if count else "nothing was written"
+        print(f"error: {error}\n{written}; nothing from there on. Fix the cause and run the same "
+              "command again: documents already written are skipped.", file=sys.stderr)
         return 1
     bar.close()
     print(f"imported {count} into {args.collection} ({count - unchanged} written, "

@@ -259,19 +259,32 @@ class SearchClient:
         the whole stream: for large loads prefer :meth:`upsert_batches` (a deadline
         per batch). Upsert is idempotent by id, so when `documents` is a sequence
         (replayable) the whole stream is retried on UNAVAILABLE; a one-shot iterator
-        is not retried, since it is consumed."""
+        is not retried, since it is consumed. An exception raised while reading
+        `documents` is raised as itself (gRPC alone would report it as UNKNOWN
+        "Exception iterating requests!"); the batches sent before it are written."""
+        raised: list[BaseException] = []
+
         def requests() -> Iterator[pb.UpsertRequest]:
             batch: list[pb.Document] = []
-            for d in documents:
-                batch.append(self._doc(d))
-                if len(batch) >= batch_size:
-                    yield pb.UpsertRequest(collection=collection, documents=batch)
-                    batch = []
+            try:
+                for d in documents:
+                    batch.append(self._doc(d))
+                    if len(batch) >= batch_size:
+                        yield pb.UpsertRequest(collection=collection, documents=batch)
+                        batch = []
+            except Exception as exc:
+                raised.append(exc)
+                raise
             if batch:
                 yield pb.UpsertRequest(collection=collection, documents=batch)
         replayable = isinstance(documents, Sequence)
-        return self._call("UpsertStream", requests if replayable else requests(), timeout,
-                          retry=replayable).count
+        try:
+            return self._call("UpsertStream", requests if replayable else requests(), timeout,
+                              retry=replayable).count
+        except RpcFailed:
+            if raised:
+                raise raised[0] from None
+            raise
 
     def delete(self, collection: str, ids: Sequence[str], timeout: float | None = None) -> int:
         return self._call("Delete", pb.DeleteRequest(collection=collection, ids=list(ids)), timeout).count

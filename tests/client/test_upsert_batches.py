@@ -37,3 +37,12 @@ def test_a_batch_past_its_deadline_is_sent_again_in_halves(server, monkeypatch):
         RpcFailed(grpc.StatusCode.DEADLINE_EXCEEDED, "Deadline Exceeded")))
     with pytest.raises(RpcFailed):  # one document that cannot make it: the error stands
         list(client.upsert_batches("docs", docs[:1], batch_size=8))
+
+
+def test_upsert_stream_raises_the_readers_own_error_not_unknown(server):
+    def documents():
+        yield {"id": "a", "text": "fine"}
+        raise ValueError("line 2 of the file is broken")
+
+    with pytest.raises(ValueError, match="line 2 of the file is broken"):
+        server.client().upsert_stream("docs", documents(), batch_size=1)

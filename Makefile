@@ -30,11 +30,15 @@ test: install test-deps
 test-all: install test-deps
 	$(BIN)/python -m pytest -q
 
-# The report-rendering test drives a real headless Chromium (Debian's package).
+# The report-rendering test drives a real headless Chromium (Debian's package); the
+# alert-rule test runs promtool (Debian's prometheus package).
 test-deps:
 	@command -v chromium >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
 	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (the report test needs it)"; exit 1; fi; }
+	@command -v promtool >/dev/null 2>&1 || { \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
+	  else echo "promtool is missing: run 'sudo apt-get install -y prometheus' (the alert-rule test needs it)"; exit 1; fi; }
 
 bench: install
 	for b in benchmarks/*.py; do $(BIN)/python $$b || exit 1; done

@@ -9,7 +9,7 @@ on the same test queries reports:
 - MRR@10 and nDCG@10 (ranx) of each model, exact cosine search over all documents;
 - the same with the attention replaced by uniform attention (every token attends
   equally to every real token), which tells whether the model uses its attention at
-  all — if not, its rank cannot matter (DESIGN.md, "The encoder");
+  all — if not, its rank cannot matter (docs/BACKGROUND.md);
 - BM25 (bm25s, English stop words) on the same document texts;
 - the default model (all-MiniLM-L6-v2 converted at full rank) unless --no-default.
 

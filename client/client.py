@@ -37,6 +37,16 @@ class Document:
 
 
 @dataclass
+class Upserted:
+    """Outcome of one acknowledged upsert batch: `count` documents durably stored as
+    sent, of which `unchanged` were stored already with the same text and metadata
+    (the server skipped encoding and rewriting them)."""
+
+    count: int
+    unchanged: int = 0
+
+
+@dataclass
 class Hit:
     id: str
     score: float
@@ -84,6 +94,13 @@ def _field_of(error: grpc.RpcError) -> str:
     except Exception:  # details are a convenience; the code and message stand alone
         return ""
     return ""
+
+
+def _check_k(k: int) -> None:
+    # on the wire k = 0 means "unset" (the server's default, 10): a caller who asks
+    # for 0 hits would silently get 10
+    if k < 1:
+        raise ValueError(f"k must be at least 1, got {k}")
 
 
 def _read(value: str | Path | bytes | None) -> bytes | None:
@@ -196,23 +213,78 @@ class SearchClient:
         request = pb.UpsertRequest(collection=collection, documents=[self._doc(d) for d in documents])
         return self._call("Upsert", request, timeout).count
 
+    def upsert_batches(self, collection: str, documents: Iterable[Document | Mapping],
+                       batch_size: int = 64, timeout: float | None = None) -> Iterator[Upserted]:
+        """Bulk load of any size: one Upsert call per batch of at most `batch_size`
+        documents, each with its own deadline (`timeout`, seconds) and its own retries
+        on UNAVAILABLE (upsert is idempotent by id). Yields each batch's outcome once
+        it is durable, so a caller can show progress of acknowledged documents, in
+        the order of `documents`. A batch that runs out of its deadline is sent again
+        in halves, and later batches stay at that size (a slow or busy server); a
+        single document that does not fit the deadline raises. On a failure the
+        outcomes yielded before are written and nothing after them. Documents the
+        server holds already with the same text and metadata come back as
+        `unchanged` without being encoded again, so re-running an interrupted load
+        resumes quickly (and a batch retried after a late commit costs little)."""
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        source = iter(documents)
+        pending: list[pb.Document] = []
+        size, exhausted = batch_size, False
+        while True:
+            while not exhausted and len(pending) < size:
+                try:
+                    pending.append(self._doc(next(source)))
+                except StopIteration:
+                    exhausted = True
+            if not pending:
+                return
+            batch, pending = pending[:size], pending[size:]
+            try:
+                done = self._upsert_batch(collection, batch, timeout)
+            except RpcFailed as exc:
+                if exc.code != grpc.StatusCode.DEADLINE_EXCEEDED or len(batch) == 1:
+                    raise
+                size, pending = max(1, len(batch) // 2), batch + pending
+                continue
+            yield done
+
+    def _upsert_batch(self, collection: str, batch: list[pb.Document], timeout: float | None) -> Upserted:
+        response = self._call("Upsert", pb.UpsertRequest(collection=collection, documents=batch), timeout)
+        return Upserted(response.count, response.unchanged)
+
     def upsert_stream(self, collection: str, documents: Iterable[Document | Mapping],
                       batch_size: int = 128, timeout: float | None = None) -> int:
-        """Stream documents in batches (bulk load). Upsert is idempotent by id, so when
-        `documents` is a sequence (replayable) the whole stream is retried on
-        UNAVAILABLE; a one-shot iterator is not retried, since it is consumed."""
+        """Stream documents in batches over one call. Its deadline (`timeout`) covers
+        the whole stream: for large loads prefer :meth:`upsert_batches` (a deadline
+        per batch). Upsert is idempotent by id, so when `documents` is a sequence
+        (replayable) the whole stream is retried on UNAVAILABLE; a one-shot iterator
+        is not retried, since it is consumed. An exception raised while reading
+        `documents` is raised as itself (gRPC alone would report it as UNKNOWN
+        "Exception iterating requests!"); the batches sent before it are written."""
+        raised: list[BaseException] = []
+
         def requests() -> Iterator[pb.UpsertRequest]:
             batch: list[pb.Document] = []
-            for d in documents:
-                batch.append(self._doc(d))
-                if len(batch) >= batch_size:
-                    yield pb.UpsertRequest(collection=collection, documents=batch)
-                    batch = []
+            try:
+                for d in documents:
+                    batch.append(self._doc(d))
+                    if len(batch) >= batch_size:
+                        yield pb.UpsertRequest(collection=collection, documents=batch)
+                        batch = []
+            except Exception as exc:
+                raised.append(exc)
+                raise
             if batch:
                 yield pb.UpsertRequest(collection=collection, documents=batch)
         replayable = isinstance(documents, Sequence)
-        return self._call("UpsertStream", requests if replayable else requests(), timeout,
-                          retry=replayable).count
+        try:
+            return self._call("UpsertStream", requests if replayable else requests(), timeout,
+                              retry=replayable).count
+        except RpcFailed:
+            if raised:
+                raise raised[0] from None
+            raise
 
     def delete(self, collection: str, ids: Sequence[str], timeout: float | None = None) -> int:
         return self._call("Delete", pb.DeleteRequest(collection=collection, ids=list(ids)), timeout).count
@@ -231,6 +303,7 @@ class SearchClient:
                variant: str = "", filter: Mapping[str, str] | None = None,
                include_text: bool = False, min_score: float | None = None, offset: int = 0,
                routing_key: str = "", timeout: float | None = None) -> SearchResult:
+        _check_k(k)
         request = pb.SearchRequest(collection=collection, query=query, k=k,
                                    mode=pb.FARTHEST if farthest else pb.NEAREST, variant=variant,
                                    filter=dict(filter or {}), include_text=include_text,
@@ -245,6 +318,7 @@ class SearchClient:
                      filter: Mapping[str, str] | None = None, include_text: bool = False,
                      min_score: float | None = None, offset: int = 0,
                      timeout: float | None = None) -> list[SearchResult]:
+        _check_k(k)
         request = pb.BatchSearchRequest(collection=collection, queries=list(queries), k=k,
                                         mode=pb.FARTHEST if farthest else pb.NEAREST,
                                         variant=variant, filter=dict(filter or {}),

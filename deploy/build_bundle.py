@@ -16,6 +16,9 @@ holds:
                             alerts.yml, RUNBOOK.md, CONFIG.md
       MANIFEST.json         target, versions, sha256 and size of every file
 
+and next to it `<archive>.tar.sha256`, the archive's checksum in `sha256sum` format:
+publish or carry it with the archive and check with `sha256sum -c` (RUNBOOK.md, "Install").
+
 The target is stated, never guessed from the build machine: Linux x86_64
 (manylinux_2_28 and older manylinux tags), CPython 3.11 by default. For another
 Python version pass --python-version (e.g. 3.12) and make a CPU torch wheel for
@@ -152,9 +155,18 @@ def build_bundle(out: Path, cache: Path, python_version: str = "3.11",
     # Wheels are zip files already: an uncompressed tar is as small and much faster.
     with tarfile.open(archive, "w") as tar:
         tar.add(stage, arcname=name)
+    checksum = write_checksum(archive)
     print(f"bundle: {archive} ({archive.stat().st_size / 2**20:.1f} MiB, "
-          f"{len(needed)} wheels, built in {time.monotonic() - started:.0f} s)")
+          f"{len(needed)} wheels, built in {time.monotonic() - started:.0f} s); checksum: {checksum}")
     return archive
+
+
+def write_checksum(archive: Path) -> Path:
+    """Write `<archive>.sha256` ("<hex>  <file name>", what `sha256sum` prints), so
+    `sha256sum -c` checks the archive in the folder it was carried to."""
+    path = archive.with_name(archive.name + ".sha256")
+    path.write_text(f"{sha256_file(archive)}  {archive.name}\n")
+    return path
 
 
 def resolve_needed(project_wheel: Path, cache: Path, python_version: str) -> list[Path]:

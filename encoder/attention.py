@@ -6,7 +6,7 @@ head), e value width per head, d model width.
 Head h scores a query token x against a key token y with the bilinear form
 ``(W_Q,h x)·(W_K,h y) / sqrt(r)`` whose matrix ``W_Q,hᵀ W_K,h`` has rank at most r.
 Amsel, Yehudai & Bruna (arXiv 2407.16153) show that this rank, not the number of
-heads, limits what one layer can compute (e.g. nearest neighbour); see PAPER.md.
+heads, limits what one layer can compute (e.g. nearest neighbour); see docs/BACKGROUND.md.
 Heads, rank and value width are therefore independent here, unlike the usual
 ``r = e = d / h``.
 """

@@ -36,9 +36,10 @@ def _register_train(subparsers) -> None:
     p.add_argument("--layers", type=int, help="number of blocks")
     p.add_argument("--d-model", type=int, help="model width")
     p.add_argument("--steps", type=int, default=DEFAULT_STEPS, help=f"optimizer steps (default {DEFAULT_STEPS})")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=32)
-    p.add_argument("--lr", type=float, default=5e-4)
+    p.add_argument("--seed", type=int, default=0, help="random seed: same seed, same weights (default 0)")
+    p.add_argument("--batch-size", type=int, default=32,
+                   help="pairs per step; the other pairs of a batch are the negatives (default 32)")
+    p.add_argument("--lr", type=float, default=5e-4, help="peak learning rate of AdamW (default 5e-4)")
     p.add_argument("--max-seq-length", type=int, default=64, help="tokens per text during training")
     p.add_argument("--vocab-size", type=int, default=8000, help="WordPiece vocabulary size")
     p.add_argument("--pairs", default="auto", choices=["auto", "qrels", "spans", "mixed"],
@@ -87,9 +88,11 @@ def _register_convert(subparsers) -> None:
     p.add_argument("--model", required=True, type=Path, help="local sentence-transformers folder (BERT family)")
     p.add_argument("--rank", type=_rank_arg, help="query/key width per head (default: the original, exact)")
     p.add_argument("--out", required=True, type=Path, help="model folder to write (must not exist or be empty)")
-    p.add_argument("--distill-steps", type=int, default=0)
+    p.add_argument("--distill-steps", type=int, default=0,
+                   help="steps of distillation against the original model after truncation "
+                        "(default 0: none; needs --corpus; progress bar with ETA)")
     p.add_argument("--corpus", help="corpus for distillation ('stdlib', a BEIR folder or a JSONL)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="random seed of the distillation (default 0)")
     p.set_defaults(func=_convert)
 
 

@@ -16,6 +16,7 @@ import math
 import os
 import random
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -24,6 +25,7 @@ os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
 import torch  # noqa: E402
 from sentence_transformers import SentenceTransformer  # noqa: E402
+from tqdm.auto import tqdm  # noqa: E402
 
 from ranksearch.errors import AlreadyExists, InvalidArgument, NotFound  # noqa: E402
 
@@ -217,7 +219,7 @@ def _corpus_texts(corpus: str | Path) -> list[str]:
 
 
 def distill(student: SentenceTransformer, teacher: SentenceTransformer, texts: list[str],
-            steps: int, seed: int) -> dict[str, float]:
+            steps: int, seed: int, show_progress: bool = True) -> dict[str, float]:
     """MSE between the student's and teacher's unit sentence embeddings; only the
     query/key maps (the truncated parameters) are trained. Seeded and deterministic."""
     torch.manual_seed(seed)
@@ -231,7 +233,9 @@ def distill(student: SentenceTransformer, teacher: SentenceTransformer, texts: l
     opt = torch.optim.AdamW(params, lr=DISTILL_LR, weight_decay=0.0)
     student.eval()  # no dropout: the target is the teacher's deterministic output
     losses = []
-    for _ in range(steps):
+    bar = tqdm(range(steps), desc="distill", unit="step", disable=not show_progress, file=sys.stderr,
+               dynamic_ncols=True)  # rate and ETA: a distillation runs for minutes on a CPU
+    for _ in bar:
         batch = rng.sample(texts, min(DISTILL_BATCH, len(texts)))
         with torch.no_grad():
             target = teacher.encode(batch, convert_to_tensor=True, normalize_embeddings=True).clone()
@@ -242,6 +246,8 @@ def distill(student: SentenceTransformer, teacher: SentenceTransformer, texts: l
         loss.backward()
         opt.step()
         losses.append(loss.item())
+        bar.set_postfix(loss=f"{losses[-1]:.2e}", refresh=False)
+    bar.close()
     for p in encoder.parameters():
         p.requires_grad_(True)
     return {"first": losses[0], "last": losses[-1]}

@@ -242,14 +242,19 @@ class Beir:
 
 
 def _read_jsonl(path: Path) -> Iterator[tuple[str, dict]]:
-    """Yield (``file:line``, object) for each non-blank line; bad JSON raises."""
+    """Yield (``file:line``, object) for each non-blank line; bad JSON or bytes that
+    are not UTF-8 raise naming the line. A UTF-8 byte order mark is accepted."""
     if not path.is_file():
         raise InvalidArgument(str(path), "file not found")
-    with open(path, encoding="utf-8") as f:
-        for lineno, line in enumerate(f, 1):
+    with open(path, "rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            where = f"{path}:{lineno}"
+            try:
+                line = raw.decode("utf-8-sig" if lineno == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidArgument(where, f"not valid UTF-8 (byte {exc.start + 1} of the line)") from None
             if not line.strip():
                 continue
-            where = f"{path}:{lineno}"
             try:
                 obj = json.loads(line)
             except json.JSONDecodeError as exc:
@@ -263,10 +268,10 @@ def _str_field(where: str, obj: dict, key: str, required: bool = True) -> str:
     value = obj.get(key)
     if value is None:
         if required:
-            raise InvalidArgument(where, f"missing {key!r}")
+            raise InvalidArgument(where, f"{key}: missing")
         return ""
     if not isinstance(value, (str, int)) or isinstance(value, bool):
-        raise InvalidArgument(where, f"{key!r} must be a string, got {type(value).__name__}")
+        raise InvalidArgument(where, f"{key}: must be a string, got {type(value).__name__}")
     return str(value)
 
 
@@ -275,7 +280,7 @@ def _load_corpus(path: Path) -> dict[str, dict[str, str]]:
     for where, obj in _read_jsonl(path):
         doc_id = _str_field(where, obj, "_id")
         if doc_id in corpus:
-            raise InvalidArgument(where, f"duplicate _id {doc_id!r}")
+            raise InvalidArgument(where, f"_id: duplicate {doc_id!r}")
         corpus[doc_id] = {"title": _str_field(where, obj, "title", required=False), "text": _str_field(where, obj, "text")}
     return corpus
 
@@ -285,7 +290,7 @@ def _load_queries(path: Path) -> dict[str, str]:
     for where, obj in _read_jsonl(path):
         qid = _str_field(where, obj, "_id")
         if qid in queries:
-            raise InvalidArgument(where, f"duplicate _id {qid!r}")
+            raise InvalidArgument(where, f"_id: duplicate {qid!r}")
         queries[qid] = _str_field(where, obj, "text")
     return queries
 
@@ -369,35 +374,39 @@ class SourceDocument:
     text: str
     title: str = ""
     metadata: dict[str, str] = field(default_factory=dict)
+    where: str = field(default="", compare=False)  # "file:line" it was read from
 
 
 def iter_documents(path: Path | str) -> Iterator[SourceDocument]:
     """Documents from a JSONL file (``{"id"|"_id", "text", "title"?, "metadata"?}``)
     or from a BEIR folder's corpus.jsonl. Metadata values must be strings; ids must
-    be unique within the file. Errors name ``file:line``."""
+    be unique within the file. Errors name ``file:line: field: reason``."""
     path = Path(path)
     if path.is_dir():
         path = path / "corpus.jsonl"
-    seen: set[str] = set()
+    seen: dict[str, str] = {}  # id -> where first seen
     for where, obj in _read_jsonl(path):
+        if "id" not in obj and "_id" not in obj:
+            raise InvalidArgument(where, "id: missing (expected 'id' or '_id')")
         key = "id" if "id" in obj else "_id"
         doc_id = _str_field(where, obj, key)
         if not doc_id:
-            raise InvalidArgument(where, f"{key!r} is empty")
+            raise InvalidArgument(where, f"{key}: is empty")
         if doc_id in seen:
-            raise InvalidArgument(where, f"duplicate id {doc_id!r}")
-        seen.add(doc_id)
+            raise InvalidArgument(where, f"{key}: duplicate {doc_id!r} (first at {seen[doc_id]})")
+        seen[doc_id] = where
         metadata = obj.get("metadata") or {}
         if not isinstance(metadata, dict):
-            raise InvalidArgument(where, f"'metadata' must be an object, got {type(metadata).__name__}")
+            raise InvalidArgument(where, f"metadata: must be an object, got {type(metadata).__name__}")
         for k, v in metadata.items():
             if not isinstance(v, str):
-                raise InvalidArgument(where, f"metadata[{k!r}] must be a string, got {type(v).__name__}")
+                raise InvalidArgument(where, f"metadata.{k}: must be a string, got {type(v).__name__}")
         yield SourceDocument(
             id=doc_id,
             text=_str_field(where, obj, "text"),
             title=_str_field(where, obj, "title", required=False),
             metadata=dict(metadata),
+            where=where,
         )
 
 

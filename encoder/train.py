@@ -20,7 +20,7 @@ is interrupted and resumed gives bit-identical weights to an uninterrupted one (
 the same machine and thread count).
 
 Checkpoints: every ``checkpoint_every`` steps (and on Ctrl-C) into
-``out/checkpoints/`` — ``state.pt`` (model, optimizer, scheduler, step, RNG state,
+``out/checkpoints/`` — ``state.safetensors`` (model, optimizer, scheduler, step, RNG state,
 settings) written to a temporary file and renamed, plus the tokenizer. With
 ``resume=True`` a run picks up from the checkpoint if its settings match and refuses
 (FailedPrecondition naming the setting) if they differ. At the end the model folder
@@ -48,12 +48,14 @@ from tqdm.auto import tqdm  # noqa: E402
 
 from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument  # noqa: E402
 
+from .checkpoint import load_checkpoint, save_checkpoint  # noqa: E402
 from .config import EncoderConfig  # noqa: E402
 from .corpus import available_splits, document_text, iter_documents, load_beir, resolve_corpus  # noqa: E402
 from .tokenizer import train_tokenizer  # noqa: E402
 
 CHECKPOINT_DIR = "checkpoints"
-STATE_FILE = "state.pt"
+STATE_FILE = "state.safetensors"  # encoder/checkpoint.py: tensors + JSON, never a pickle
+LEGACY_STATE_FILE = "state.pt"  # pickle checkpoints of earlier versions: never loaded
 TRAINING_FILE = "training.json"
 PAIR_MODES = ("auto", "qrels", "spans", "mixed")
 #: Span lengths (words) for self-supervised pairs.
@@ -193,14 +195,6 @@ def _settings_diff(saved: dict, wanted: dict) -> str | None:
     return None
 
 
-def _atomic_torch_save(obj, path: Path) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    with open(tmp, "rb") as f:
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-
-
 def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, steps: int, seed: int,
                 batch_size: int = 32, lr: float = 5e-4, resume: bool = True, *,
                 warmup: int | None = None, weight_decay: float = 0.01, max_seq_length: int = 64,
@@ -242,7 +236,11 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
                                      " choose another output folder or pass resume=False (--no-resume)")
     ckpt_dir = out / CHECKPOINT_DIR
     state_path = ckpt_dir / STATE_FILE
-    ours = (out / TRAINING_FILE).is_file() or state_path.is_file()
+    if resume and (ckpt_dir / LEGACY_STATE_FILE).exists() and not state_path.is_file():
+        raise FailedPrecondition("out", f"{ckpt_dir / LEGACY_STATE_FILE} is a pickle checkpoint of an "
+                                 "earlier version; it is not loaded, since a pickle can run code. Delete "
+                                 f"{ckpt_dir} to start over, or pass resume=False (--no-resume)")
+    ours = (out / TRAINING_FILE).is_file() or state_path.is_file() or (ckpt_dir / LEGACY_STATE_FILE).is_file()
     if out.exists() and not ours and (not out.is_dir() or any(out.iterdir())):
         # never write into (and at the end replace) a folder this function did not make
         raise AlreadyExists("out", f"{out} exists and is neither empty nor a training output folder")
@@ -256,7 +254,7 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
 
     state = None
     if resume and state_path.is_file():
-        state = torch.load(state_path, map_location="cpu", weights_only=False)
+        state = load_checkpoint(state_path)
         diff = _settings_diff(state["request"], wanted)
         if diff is not None:
             raise FailedPrecondition("out", f"{ckpt_dir} holds a checkpoint of a run with a different {diff};"
@@ -284,11 +282,11 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
         torch.set_rng_state(state["torch_rng"])
         start, losses = state["step"], state["losses"]
 
-    def save_checkpoint(step: int) -> None:
+    def checkpoint(step: int) -> None:
         ckpt_dir.mkdir(parents=True, exist_ok=True)
         if not (ckpt_dir / "tokenizer").is_dir():
             tokenizer.save_pretrained(str(ckpt_dir / "tokenizer"))
-        _atomic_torch_save({
+        save_checkpoint({
             "request": wanted, "step": step, "losses": losses, "model": model.state_dict(),
             "optimizer": optimizer.state_dict(), "scheduler": scheduler.state_dict(),
             "torch_rng": torch.get_rng_state(),
@@ -313,15 +311,15 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
             bar.update(1)
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             if (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
-                save_checkpoint(step + 1)
+                checkpoint(step + 1)
         step = end
     except KeyboardInterrupt:
-        save_checkpoint(len(losses))  # the steps actually completed
+        checkpoint(len(losses))  # the steps actually completed
         bar.close()
         raise
     bar.close()
     if end < settings.steps:
-        save_checkpoint(end)
+        checkpoint(end)
         return out
 
     model.eval()

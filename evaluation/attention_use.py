@@ -1,5 +1,5 @@
-"""Does an encoder use its attention at all? (DESIGN.md: small from-scratch encoders
-kept near-uniform attention, and then rank cannot matter.)
+"""Does an encoder use its attention at all? (Small from-scratch encoders can keep
+near-uniform attention, and then rank cannot matter; see docs/BACKGROUND.md.)
 
 Two measurements, through forward hooks on every ``RankedAttention`` of the model:
 - ``uniform_attention``: replace each attention output by uniform attention — the mean
@@ -9,7 +9,15 @@ Two measurements, through forward hooks on every ``RankedAttention`` of the mode
   real keys, divided by log(number of real keys) (1.0 = uniform), averaged over heads
   and real query tokens.
 
-Axes: b batch, t tokens, h heads, e value width, d model width.
+Every inference path must pass through those hooks. ``RankedAttention`` has three:
+``forward`` (what the hooks see), ``reference`` (explicit softmax) and
+``forward_unpadded`` (the encoder's inference path for a padded batch, which runs on
+the real tokens only and never calls ``forward``). While a measurement runs,
+:func:`_through_forward` routes the other two through ``forward`` on the padded
+layout, so a batch of texts of different lengths is measured exactly like one text
+at a time.
+
+Axes: b batch, t tokens, n real tokens of a batch, h heads, e value width, d model width.
 """
 from __future__ import annotations
 
@@ -24,6 +32,27 @@ from ranksearch.encoder.attention import RankedAttention
 
 def attention_modules(model: torch.nn.Module) -> list[RankedAttention]:
     return [m for m in model.modules() if isinstance(m, RankedAttention)]
+
+
+@contextlib.contextmanager
+def _through_forward(mods: list[RankedAttention]):
+    """Within the block, ``reference`` and ``forward_unpadded`` of each module call the
+    module itself (``forward`` plus its hooks). Same outputs up to float rounding: all
+    three paths compute the same attention (tested in tests/encoder)."""
+    def unpadded(m):
+        def run(z, idx, b, t, mask):                                       # z (n, d)
+            x = z.new_zeros(b * t, z.shape[1]).index_copy_(0, idx, z).view(b, t, -1)  # (b, t, d)
+            return m(x, mask).reshape(b * t, -1).index_select(0, idx)     # (n, d)
+        return run
+
+    for m in mods:
+        m.forward_unpadded = unpadded(m)
+        m.reference = m.__call__
+    try:
+        yield
+    finally:
+        for m in mods:  # drop the instance attributes: the class methods show again
+            del m.forward_unpadded, m.reference
 
 
 def _inputs(args: tuple, kwargs: dict):
@@ -48,13 +77,15 @@ def _uniform_hook(module: RankedAttention, args, kwargs, output):
 
 @contextlib.contextmanager
 def uniform_attention(model: torch.nn.Module):
-    """Within the block, every RankedAttention of ``model`` attends uniformly."""
-    handles = [m.register_forward_hook(_uniform_hook, with_kwargs=True)
-               for m in attention_modules(model)]
-    if not handles:
+    """Within the block, every RankedAttention of ``model`` attends uniformly, on
+    every inference path."""
+    mods = attention_modules(model)
+    if not mods:
         raise ValueError("model has no RankedAttention modules")
+    handles = [m.register_forward_hook(_uniform_hook, with_kwargs=True) for m in mods]
     try:
-        yield len(handles)
+        with _through_forward(mods):
+            yield len(handles)
     finally:
         for h in handles:
             h.remove()
@@ -88,7 +119,8 @@ def attention_entropy(model: torch.nn.Module, encode, texts: Sequence[str]) -> l
 
     handles = [m.register_forward_hook(make_hook(i), with_kwargs=True) for i, m in enumerate(mods)]
     try:
-        encode(list(texts))
+        with _through_forward(mods):
+            encode(list(texts))
     finally:
         for h in handles:
             h.remove()

@@ -32,21 +32,26 @@ def register(subparsers) -> None:
     q = subparsers.add_parser(
         "probe", help="synthetic rank probe: one attention layer learns nearest/farthest "
                       "neighbour on the unit sphere",
-        description="Trains one RankedAttention layer per rank (PAPER.md) and reports MSE "
-                    "and top-1 accuracy beside the trivial baselines.")
-    q.add_argument("--out", type=Path, default=Path("probe-results"))
-    q.add_argument("--dim", type=int, default=16)
-    q.add_argument("--points", type=int, default=16)
-    q.add_argument("--task", choices=("farthest", "nearest"), default="farthest")
+        description="Trains one RankedAttention layer per rank and reports MSE and top-1 "
+                    "accuracy beside the trivial baselines (definitions: docs/BACKGROUND.md).")
+    q.add_argument("--out", type=Path, default=Path("probe-results"),
+                   help="results folder: results.json and report.html (default %(default)s)")
+    q.add_argument("--dim", type=int, default=16, help="dimension d of the points on the unit sphere (default 16)")
+    q.add_argument("--points", type=int, default=16, help="points per set N (context length, default 16)")
+    q.add_argument("--task", choices=("farthest", "nearest"), default="farthest",
+                   help="target: the farthest point of the set from each point (self-attention, "
+                        "default) or the nearest point to a query (cross-attention)")
     q.add_argument("--ranks", default=None, help="comma-separated, default 1,2,4,...,dim")
     q.add_argument("--heads-budget", choices=("equal", "fixed"), default="equal",
                    help="equal: heads = ceil(dim/rank) (equal q/k budget); fixed: --heads heads")
     q.add_argument("--heads", type=int, default=1, help="head count for --heads-budget fixed")
-    q.add_argument("--layers", type=int, default=1)
+    q.add_argument("--layers", type=int, default=1, help="attention layers (default 1)")
     q.add_argument("--steps", type=int, default=None, help="training steps (default 2000)")
-    q.add_argument("--seeds", type=int, default=2)
-    q.add_argument("--input", choices=("uniform", "orthonormal", "antipodal"), default="uniform")
-    q.add_argument("--lang", choices=("en", "ja"), default="en")
+    q.add_argument("--seeds", type=int, default=2, help="seeds per rank; mean and spread reported (default 2)")
+    q.add_argument("--input", choices=("uniform", "orthonormal", "antipodal"), default="uniform",
+                   help="point sets: i.i.d. uniform, orthonormal (N <= d), or sets holding each "
+                        "point and its negation")
+    q.add_argument("--lang", choices=("en", "ja"), default="en", help="report language")
     q.add_argument("--threads", type=int, default=1,
                    help="torch threads (default 1: the tensors are tiny)")
     q.set_defaults(func=_probe)

@@ -1,4 +1,4 @@
-"""The synthetic rank probe (PAPER.md, Amsel, Yehudai & Bruna, arXiv 2407.16153).
+"""The synthetic rank probe (docs/BACKGROUND.md; Amsel, Yehudai & Bruna, arXiv 2407.16153).
 
 One layer of the encoder's own ``RankedAttention`` learns to return, for each token,
 the farthest point of its set (self-attention) or, for a query, the nearest of N keys

@@ -10,7 +10,7 @@ from .results import load_results, pareto, query_latency_ms, significance
 from .strings import text
 
 #: a uniform-attention ablation that moves nDCG@10 by less than this means the encoder
-#: does not really use attention (DESIGN.md)
+#: does not really use attention (docs/BACKGROUND.md, "Does the encoder use its attention?")
 ATTENTION_DROP_THRESHOLD = 0.01
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,12 @@ def _load_corpus(corpus: str | Path, split: str):
     q_texts = [beir.queries[q] for q in qids]
     qrels = {q: {d: int(r) for d, r in beir.qrels[q].items()} for q in qids}
     return Path(corpus_dir), beir, doc_ids, doc_texts, qids, q_texts, qrels
+
+
+def _stage(variant: str, what: str, since: float | None = None) -> None:
+    """One progress line between the bars (tqdm.write keeps the bars intact)."""
+    took = f" (variant at {time.perf_counter() - since:.0f} s)" if since is not None else ""
+    tqdm.write(f"[{time.strftime('%H:%M:%S')}] {variant}: {what}{took}", file=sys.stderr)
 
 
 def _threads(n: int) -> None:
@@ -94,9 +101,11 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries)
             build = {"model_folder": None, "built_now": False, "build_seconds": 0.0}
         else:
+            _stage(tag, "model (built once, then cached; training or distillation shows its own bar)")
             folder, built = build_model(v, seed, corpus_dir)
             build = {"model_folder": str(folder), "built_now": built,
                      "build_seconds": time.perf_counter() - t0}
+            _stage(tag, f"encoding {len(doc_texts)} documents and {len(q_texts)} queries", t0)
             embedder = load_encoder(folder)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
@@ -106,6 +115,7 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         write_trec(res["run"], run_file, tag)
         scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
+            _stage(tag, "attention check (entropy, then the corpus again under uniform attention)", t0)
             attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
         model_info = build
         seeds_out.append({"seed": seed, "run_file": str(run_file.relative_to(runs_dir.parent)),

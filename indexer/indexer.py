@@ -75,6 +75,20 @@ from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
 
 log = logging.getLogger("ranksearch.indexer")
 
+
+class _Progress:
+    """Log lines for a long job: done of total, elapsed and ETA (rate so far)."""
+
+    def __init__(self, what: str, total: int):
+        self.what, self.total, self.done, self.started = what, total, 0, time.perf_counter()
+
+    def advance(self, n: int, item: str) -> None:
+        self.done += n
+        elapsed = time.perf_counter() - self.started
+        eta = elapsed / self.done * (self.total - self.done) if self.done else float("nan")
+        log.info("%s: %s done; %d of %d vectors (%.0f%%), %.1f s elapsed, ETA %.0f s", self.what, item,
+                 self.done, self.total, 100.0 * self.done / max(self.total, 1), elapsed, eta)
+
 LOCK_NAME = "LOCK"
 
 
@@ -486,6 +500,13 @@ class Indexer:
             self._apply(state, lambda: state.apply_upsert(docs, rows, unit), commit=True)
         return len(docs)
 
+    def unchanged(self, collection: str, docs: list[Document]) -> set[str]:
+        """Ids of `docs` already stored with the same text and metadata and a vector for
+        every variant (see Store.unchanged): the caller may skip encoding them. Read
+        without the writer mutex: a concurrent write to the same id orders after it."""
+        state = self._state(collection)
+        return self.store.unchanged(collection, docs, list(state.specs))
+
     def delete(self, collection: str, ids: list[str]) -> int:
         """Delete the documents with these ids; unknown ids are ignored. Returns how
         many were deleted."""
@@ -643,18 +664,21 @@ class Indexer:
                 self.store.prune_changes(min(i.seq for i in infos))
 
     def rebuild(self, collection: str | None = None) -> None:
-        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them.
-        An unavailable collection is rebuilt from SQLite and put back in service
-        (FailedPrecondition if it still cannot be; rebuild(None) tries every one and
-        leaves those that fail to verify())."""
+        """Rebuild FAISS indexes from the vectors in SQLite and snapshot them. Logs one
+        progress line per variant (vectors done of all, elapsed, ETA). An unavailable
+        collection is rebuilt from SQLite and put back in service (FailedPrecondition
+        if it still cannot be; rebuild(None) tries every one and leaves those that
+        fail to verify())."""
         with self._write_mutex:
             if collection is not None and collection in self._unavailable:
                 self._reopen(collection)
                 self.snapshot(only_dirty=True)
                 return
             states = [self._state(collection)] if collection is not None else list(self._collections.values())
+            total = sum(self.store.count_vectors(s.name, v) for s in states for v in s.specs)
+            progress = _Progress("rebuild", total)
             for state in states:
-                self._rebuild_state(state)
+                self._rebuild_state(state, progress)
             if collection is None:
                 for name in list(self._unavailable):
                     try:
@@ -663,11 +687,14 @@ class Indexer:
                         pass  # logged; verify() reports it
             self.snapshot(only_dirty=True)
 
-    def _rebuild_state(self, state: CollectionState) -> None:
+    def _rebuild_state(self, state: CollectionState, progress: "_Progress") -> None:
         fresh = CollectionState(state.name, state.default_variant, dict(state.specs))
         for seq, doc_id, metadata in self.store.live_documents(state.name):
             fresh.add_doc(seq, doc_id, metadata)
-        indexes = {name: self._build_from_store(state.name, spec) for name, spec in state.specs.items()}
+        indexes = {}
+        for name, spec in state.specs.items():
+            indexes[name] = self._build_from_store(state.name, spec)
+            progress.advance(indexes[name].count, f"{state.name}/{name}")
         with state.lock.write():
             state.by_seq, state.by_id, state.postings = fresh.by_seq, fresh.by_id, fresh.postings
             state.indexes = indexes

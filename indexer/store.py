@@ -16,6 +16,7 @@ reading thread gets its own connection (WAL readers never block the writer).
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import threading
@@ -94,6 +95,12 @@ MIGRATIONS: list[str] = [
     CREATE UNIQUE INDEX vectors_by_variant ON vectors (variant, seq);
     CREATE INDEX vectors_by_seq ON vectors (seq);
     """,
+    # 2 -> 3: a content hash per document (see content_hash), so that an upsert of a
+    # document whose text and metadata are already stored can skip encoding and
+    # writing. Rows written before have NULL: the next upsert of each rewrites it.
+    """
+    ALTER TABLE documents ADD COLUMN content_hash TEXT;
+    """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -135,6 +142,13 @@ def migrate(conn: sqlite3.Connection) -> int:
 def _chunks(items: Sequence, size: int = _CHUNK) -> Iterator[Sequence]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def content_hash(text: str, metadata: dict[str, str]) -> str:
+    """sha256 of a document's text and metadata (keys sorted): equal hashes mean an
+    upsert would store exactly what is stored already."""
+    canonical = json.dumps([text, metadata], sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode("utf-8")).hexdigest()
 
 
 def _blob(vec: np.ndarray) -> bytes:
@@ -271,8 +285,10 @@ class Store:
                     conn.execute("DELETE FROM vectors WHERE seq = ?", (prev_seq,))
                     conn.execute("DELETE FROM documents WHERE seq = ?", (prev_seq,))
                 conn.execute(
-                    "INSERT INTO documents (seq, collection, id, text, metadata, version) VALUES (?, ?, ?, ?, ?, ?)",
-                    (seq, collection, doc.id, doc.text, json.dumps(doc.metadata, sort_keys=True), version + 1),
+                    "INSERT INTO documents (seq, collection, id, text, metadata, version, content_hash) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (seq, collection, doc.id, doc.text, json.dumps(doc.metadata, sort_keys=True), version + 1,
+                     content_hash(doc.text, doc.metadata)),
                 )
                 conn.executemany(
                     "INSERT INTO vectors (seq, variant, vec) VALUES (?, ?, ?)",
@@ -378,6 +394,32 @@ class Store:
                 (collection, *chunk),
             ):
                 out[doc_id] = Document(doc_id, text, json.loads(meta), version)
+        return out
+
+    def unchanged(self, collection: str, docs: Sequence[Document], variants: Sequence[str]) -> set[str]:
+        """Ids of `docs` stored with the same text and metadata (content_hash) and with a
+        vector for every one of `variants`: upserting them again would change nothing."""
+        conn = self._reader()
+        wanted = {d.id: content_hash(d.text, d.metadata) for d in docs}
+        same: dict[int, str] = {}  # seq -> id
+        for chunk in _chunks(list(wanted)):
+            marks = ",".join("?" * len(chunk))
+            for seq, doc_id, digest in conn.execute(
+                f"SELECT seq, id, content_hash FROM documents WHERE collection = ? AND id IN ({marks})",
+                (collection, *chunk),
+            ):
+                if digest == wanted[doc_id]:
+                    same[seq] = doc_id
+        keys = [f"{collection}/{v}" for v in variants]
+        out: set[str] = set()
+        for chunk in _chunks(list(same), _CHUNK - len(keys)):
+            marks, vmarks = ",".join("?" * len(chunk)), ",".join("?" * len(keys))
+            for seq, n in conn.execute(
+                f"SELECT seq, COUNT(*) FROM vectors WHERE seq IN ({marks}) AND variant IN ({vmarks}) GROUP BY seq",
+                (*chunk, *keys),
+            ):
+                if n == len(keys):
+                    out.add(same[seq])
         return out
 
     def max_seq(self) -> int:

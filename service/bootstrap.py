@@ -65,7 +65,7 @@ def bootstrap(config: ServiceConfig, core: SearchCore) -> int:
     def flush():
         nonlocal written, batch
         if batch:
-            written += core.upsert(name, batch)
+            written += core.upsert(name, batch).count
             log.info("first start: progress", extra={"documents": written,
                                                       "seconds": round(time.perf_counter() - started, 1)})
             batch = []

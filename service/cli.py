@@ -12,6 +12,8 @@ import json
 import os
 import sys
 
+from ranksearch.errors import InvalidArgument
+
 DEFAULT_SERVER = "127.0.0.1:50051"
 
 
@@ -40,8 +42,6 @@ def _client_options(p: argparse.ArgumentParser) -> None:
 
 
 def _kv(items: list[str] | None, flag: str) -> dict[str, str]:
-    from ranksearch.errors import InvalidArgument
-
     out = {}
     for item in items or []:
         key, sep, value = item.partition("=")
@@ -72,14 +72,32 @@ def _serve(args) -> int:
     from ranksearch.service.server import serve
 
     config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen})
+    if args.metrics_listen:
+        config.metrics = _metrics_listen(config.metrics, args.metrics_listen)
     setup_logging(config.logging.level, config.logging.json)
     return serve(config)
+
+
+def _metrics_listen(section, value: str):
+    """--metrics-listen HOST:PORT (or 'off') over the config's metrics section."""
+    import dataclasses
+
+    from ranksearch.service.config import parse_listen
+
+    if value == "off":
+        return dataclasses.replace(section, port=None)
+    try:
+        host, port = parse_listen(value)
+    except InvalidArgument as exc:
+        raise InvalidArgument("--metrics-listen", exc.message) from None
+    return dataclasses.replace(section, host=host, port=port)
 
 
 def _config_check(args) -> int:
     from ranksearch.service.config import load_config
 
     config = load_config(args.file)
+    config.check_files()
     for warning in config.check_security():
         print(f"warning: {warning}")
     print(f"ok: {args.file} (listen {config.listen}, data_dir {config.data_dir}, "
@@ -114,7 +132,8 @@ def _query(args) -> int:
                                filter=_kv(args.filter, "--filter"), include_text=True,
                                min_score=args.min_score, offset=args.offset)
     if args.json:
-        print(json.dumps({"variant": result.variant, "hits": [h.__dict__ for h in result.hits]}))
+        print(json.dumps({"variant": result.variant, "hits": [h.__dict__ for h in result.hits]},
+                         ensure_ascii=False))
         return 0
     print(f"# variant: {result.variant}")
     for rank, hit in enumerate(result.hits, 1 + args.offset):
@@ -133,25 +152,61 @@ def _upsert(args) -> int:
     return 0
 
 
-@_rpc_errors
 def _import(args) -> int:
+    """Validate the whole file first (nothing is written from a file with a bad line),
+    then send it in batches, each acknowledged with its own deadline; the progress
+    bar counts acknowledged documents. Documents the server holds already with the
+    same text and metadata are skipped by the server (content hash), so running the
+    same command again after an interruption resumes where it stopped."""
+    import re
+
     from tqdm import tqdm
 
-    from ranksearch.client import Document
+    from ranksearch.client import Document, RpcFailed
     from ranksearch.encoder.corpus import document_text, iter_documents
 
+    total = sum(1 for _ in iter_documents(args.path))  # raises FILE:LINE: field: reason
+    wheres: list[str] = []  # file:line of each document sent, to name a line the server rejects
+
     def docs():
-        for d in tqdm(iter_documents(args.path), desc="import", unit="doc", disable=args.quiet):
+        for d in iter_documents(args.path):
             text = document_text(d) if args.with_title else d.text
             metadata = dict(d.metadata)
             if d.title:
                 metadata.setdefault("title", d.title)
+            wheres.append(d.where)
             yield Document(d.id, text, metadata)
 
-    with _client(args) as client:
-        n = client.upsert_stream(args.collection, docs(), batch_size=args.batch_size,
-                                 timeout=args.timeout)
-    print(f"imported {n}")
+    count = unchanged = 0
+    bar = tqdm(total=total, desc=f"import into {args.collection}", unit="doc", disable=args.quiet)
+    try:
+        with _client(args) as client:
+            for done in client.upsert_batches(args.collection, docs(), batch_size=args.batch_size,
+                                              timeout=args.timeout):
+                count, unchanged = count + done.count, unchanged + done.unchanged
+                bar.update(done.count)
+                bar.set_postfix(unchanged=unchanged, refresh=False)
+    except KeyboardInterrupt:
+        bar.close()
+        print(f"interrupted: {count} documents were acknowledged (durable); run the same command "
+              "again to resume (they are skipped as unchanged)", file=sys.stderr)
+        return 130
+    except RpcFailed as exc:
+        bar.close()
+        first = wheres[count] if count < len(wheres) else args.path  # first line not written
+        message = exc.message.removeprefix(f"{exc.field}: ") if exc.field else exc.message
+        match = re.fullmatch(r"documents\[(\d+)\]\.?(.*)", exc.field)
+        if match and count + int(match.group(1)) < len(wheres):  # the server names a document
+            error = f"{wheres[count + int(match.group(1))]}: {match.group(2) or 'document'}: {message} ({exc.code.name})"
+        else:
+            error = f"{exc.code.name}: {message}" + (f" (field {exc.field})" if exc.field else "")
+        written = f"the {count} documents before {first} were written" if count else "nothing was written"
+        print(f"error: {error}\n{written}; nothing from there on. Fix the cause and run the same "
+              "command again: documents already written are skipped.", file=sys.stderr)
+        return 1
+    bar.close()
+    print(f"imported {count} into {args.collection} ({count - unchanged} written, "
+          f"{unchanged} unchanged and skipped)")
     return 0
 
 
@@ -166,7 +221,7 @@ def _delete(args) -> int:
 def _get(args) -> int:
     with _client(args) as client:
         for d in client.get(args.collection, args.ids):
-            print(json.dumps({"id": d.id, "text": d.text, "metadata": d.metadata}))
+            print(json.dumps({"id": d.id, "text": d.text, "metadata": d.metadata}, ensure_ascii=False))
     return 0
 
 
@@ -175,12 +230,15 @@ def _admin_verify(args) -> int:
     with _client(args) as client:
         response = client.verify()
     print(json.dumps({"ok": response.ok, "problems": list(response.problems),
-                      "collections": json.loads(response.report_json or "{}")}, indent=2, sort_keys=True))
+                      "collections": json.loads(response.report_json or "{}")}, indent=2, sort_keys=True,
+                     ensure_ascii=False))
     return 0 if response.ok else 1
 
 
 @_rpc_errors
 def _admin_rebuild(args) -> int:
+    print(f"rebuilding {args.collection or 'every collection'} on the server (searches go on, writes "
+          "wait); the server log shows progress with an ETA ('rebuild: ... ETA')", file=sys.stderr)
     with _client(args) as client:
         response = client.rebuild(args.collection)
     print(f"rebuilt {', '.join(response.collections) or 'nothing'} in {response.seconds:.1f} s; "
@@ -195,7 +253,9 @@ def _stats(args) -> int:
     from google.protobuf import json_format
 
     with _client(args) as client:
-        print(json_format.MessageToJson(client.stats(args.collection), indent=1))
+        # numbers as JSON numbers (proto3 JSON quotes int64), text as UTF-8
+        print(json_format.MessageToJson(client.stats(args.collection), indent=1, ensure_ascii=False,
+                                        unquote_int64_if_possible=True))
     return 0
 
 
@@ -207,6 +267,9 @@ def _collections(args) -> int:
             print(f"created {info.name} (variant {info.default_variant})")
             return 0
         if args.drop:
+            if not args.yes:
+                raise InvalidArgument("--yes", f"dropping {args.drop!r} deletes its documents for good; "
+                                      "repeat with --yes to confirm")
             client.delete_collection(args.drop)
             print(f"deleted {args.drop}")
             return 0
@@ -220,59 +283,92 @@ def _collections(args) -> int:
 
 # ------------------------------------------------------------------ register
 
+def _positive(value: str) -> int:
+    n = int(value)
+    if n < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {n}")
+    return n
+
+
+def _non_negative(value: str) -> int:
+    n = int(value)
+    if n < 0:
+        raise argparse.ArgumentTypeError(f"must be 0 or more, got {n}")
+    return n
+
+
+def _collection_option(p: argparse.ArgumentParser) -> None:
+    """Writes name their collection: no silent default (the built-in `stdlib`)."""
+    p.add_argument("--collection", required=True, help="collection to write to (required)")
+
+
 def register(sub) -> None:
     p = sub.add_parser("serve", help="run the gRPC search service")
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--data-dir", help="data directory (overrides the file)")
     p.add_argument("--listen", help="HOST:PORT (overrides the file)")
+    p.add_argument("--metrics-listen", metavar="HOST:PORT",
+                   help="metrics endpoint (overrides metrics.host/port; 'off' = none); give a "
+                        "second server on one host its own port")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("config", help="configuration tools")
     csub = p.add_subparsers(dest="config_command", metavar="ACTION")
-    c = csub.add_parser("check", help="validate a config file without starting")
-    c.add_argument("file")
+    c = csub.add_parser("check", help="validate a config file (keys, listeners, TLS files) without starting")
+    c.add_argument("file", metavar="FILE", help="YAML config file")
     c.set_defaults(func=_config_check)
     c = csub.add_parser("hash-token", help="print the sha256 to store for a token ('-' reads stdin)")
-    c.add_argument("token")
+    c.add_argument("token", metavar="TOKEN", help="the token, or '-' to read it from stdin")
     c.set_defaults(func=_config_hash_token)
     c = csub.add_parser("reference", help="print every config key with type, default and doc")
     c.set_defaults(func=_config_reference)
 
     p = sub.add_parser("query", help="search the service")
-    p.add_argument("text")
-    p.add_argument("--collection", default="", help="default: the server's default collection")
-    p.add_argument("--k", type=int, default=10)
+    p.add_argument("text", metavar="TEXT", help="the query text")
+    p.add_argument("--collection", default="", help="collection to search (default: the server's default collection)")
+    p.add_argument("--k", type=_positive, default=10, help="number of hits, at least 1 (default %(default)s)")
     p.add_argument("--farthest", action="store_true", help="least similar documents first")
-    p.add_argument("--variant", default="")
-    p.add_argument("--filter", action="append", metavar="KEY=VALUE")
-    p.add_argument("--min-score", type=float)
-    p.add_argument("--offset", type=int, default=0)
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--variant", default="", help="variant to ask (default: the collection's default or its A/B split)")
+    p.add_argument("--filter", action="append", metavar="KEY=VALUE",
+                   help="only documents whose metadata KEY equals VALUE (repeatable; all must match)")
+    p.add_argument("--min-score", type=float, help="drop hits whose cosine similarity is below this")
+    p.add_argument("--offset", type=_non_negative, default=0, help="skip this many hits first (paging)")
+    p.add_argument("--json", action="store_true", help="print JSON (UTF-8)")
     _client_options(p)
     p.set_defaults(func=_query)
 
     p = sub.add_parser("upsert", help="insert or replace one document")
-    p.add_argument("id")
-    p.add_argument("text")
-    p.add_argument("--collection", default="")
-    p.add_argument("--meta", action="append", metavar="KEY=VALUE")
+    p.add_argument("id", metavar="ID", help="document id (replaces a document with the same id)")
+    p.add_argument("text", metavar="TEXT", help="document text")
+    _collection_option(p)
+    p.add_argument("--meta", action="append", metavar="KEY=VALUE", help="metadata entry (repeatable)")
     _client_options(p)
     p.set_defaults(func=_upsert)
 
-    p = sub.add_parser("import", help="stream a JSONL file or BEIR folder (corpus.jsonl) into a collection")
-    p.add_argument("path")
-    p.add_argument("--collection", default="")
-    p.add_argument("--batch-size", type=int, default=128)
-    p.add_argument("--with-title", action="store_true", help="prepend the title to the text")
+    p = sub.add_parser("import", help="load a JSONL file or BEIR folder (corpus.jsonl) into a collection",
+                       description="Validates the whole file first (a bad line writes nothing), then "
+                                   "sends it in batches, each with its own deadline (--timeout). The progress "
+                                   "bar counts acknowledged documents. Running it again skips documents whose "
+                                   "text and metadata the server already holds, so an interrupted import resumes.")
+    p.add_argument("path", metavar="PATH",
+                   help='JSONL file, one {"id"|"_id", "text", "title"?, "metadata"?} per line, or a BEIR folder')
+    _collection_option(p)
+    p.add_argument("--batch-size", type=_positive, default=64,
+                   help="documents per call (default %(default)s); each call gets --timeout")
+    p.add_argument("--with-title", action="store_true", help="encode 'title: text' instead of the text alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     _client_options(p)
     p.set_defaults(func=_import)
 
-    for name, func, help_text in (("delete", _delete, "delete documents by id"),
-                                  ("get", _get, "fetch documents by id (JSON lines)")):
+    for name, func, help_text, collection in (
+            ("delete", _delete, "delete documents by id", _collection_option),
+            ("get", _get, "fetch documents by id (JSON lines, UTF-8)", None)):
         p = sub.add_parser(name, help=help_text)
-        p.add_argument("ids", nargs="+")
-        p.add_argument("--collection", default="")
+        p.add_argument("ids", nargs="+", metavar="ID", help="document id")
+        if collection:
+            collection(p)
+        else:
+            p.add_argument("--collection", default="", help="default: the server's default collection")
         _client_options(p)
         p.set_defaults(func=func)
 
@@ -287,13 +383,14 @@ def register(sub) -> None:
     a.set_defaults(func=_admin_rebuild, timeout=3600.0)  # a large rebuild takes minutes
 
     p = sub.add_parser("stats", help="per collection and variant statistics (JSON)")
-    p.add_argument("--collection", default="")
+    p.add_argument("--collection", default="", help="only this collection (default: all)")
     _client_options(p)
     p.set_defaults(func=_stats)
 
     p = sub.add_parser("collections", help="list (or --create / --drop) collections")
     p.add_argument("--create", metavar="NAME", help="create with the server's defaults")
-    p.add_argument("--drop", metavar="NAME", help="delete a collection")
+    p.add_argument("--drop", metavar="NAME", help="delete a collection and its documents (needs --yes)")
+    p.add_argument("--yes", action="store_true", help="confirm --drop")
     _client_options(p)
     p.set_defaults(func=_collections)
 

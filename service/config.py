@@ -169,8 +169,10 @@ class TlsSection:
 class MetricsSection:
     """Prometheus metrics over plain HTTP on a separate, internal port."""
 
-    host: str = _f("127.0.0.1", "address the metrics endpoint binds to")
+    host: str = _f("127.0.0.1", "address the metrics endpoint binds to (loopback unless allow_remote)")
     port: int | None = _f(9464, "metrics port; 0 = any free port; null = no metrics endpoint")
+    allow_remote: bool = _f(False, "allow a non-loopback host: the endpoint is plain HTTP without "
+                            "auth, so only on a trusted network (warns at every start)")
 
 
 @dataclass
@@ -251,7 +253,11 @@ class ServiceConfig:
         return Path(self.data_dir)
 
     def check_security(self) -> list[str]:
-        """Raise ConfigError for an unsafe listener; return warnings to log at start."""
+        """Raise ConfigError for an unsafe listener (gRPC or metrics); return warnings
+        to log at start."""
+        return self._check_metrics_host() + self._check_grpc_listener()
+
+    def _check_grpc_listener(self) -> list[str]:
         host, _ = parse_listen(self.listen)
         if is_loopback(host):
             return []
@@ -265,6 +271,30 @@ class ServiceConfig:
                               "or set `insecure: true` explicitly")
         return [f"INSECURE: listening on {self.listen} without {' and '.join(missing)} "
                 "(insecure: true)"]
+
+    def _check_metrics_host(self) -> list[str]:
+        m = self.metrics
+        if m.port is None or is_loopback(m.host):
+            return []
+        if not m.allow_remote:
+            raise ConfigError("metrics.host", f"{m.host} is not a loopback address; the metrics "
+                              "endpoint is plain HTTP without auth: keep it on 127.0.0.1 or set "
+                              "`metrics.allow_remote: true` explicitly")
+        return [f"metrics endpoint on {m.host}:{m.port} is reachable from other hosts "
+                "without auth (metrics.allow_remote: true)"]
+
+    def check_files(self) -> None:
+        """Raise ConfigError naming the key when a TLS file is missing or unreadable
+        (the server would refuse to start)."""
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self.tls, key)
+            if not path:
+                continue
+            try:
+                with open(path, "rb") as fh:
+                    fh.read(1)
+            except OSError as exc:
+                raise ConfigError(f"tls.{key}", f"cannot read {path}: {exc.strerror}") from None
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
@@ -371,7 +401,11 @@ def apply_env(config: ServiceConfig, environ: dict[str, str] | None = None) -> S
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None,
                 environ: dict[str, str] | None = None) -> ServiceConfig:
-    """Read YAML (or defaults when ``path`` is None), apply flag overrides, then env."""
+    """Read YAML (or defaults when ``path`` is None), apply flag overrides, then env.
+
+    Relative paths written in the file (data_dir, tls.*_file) are relative to the
+    file's folder, so `serve`, `doctor` and `config check` find the same files from
+    any working directory; paths given as flags are relative to the working directory."""
     data: dict[str, Any] = {}
     if path is not None:
         try:
@@ -382,10 +416,27 @@ def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None
             data = yaml.safe_load(text) or {}
         except yaml.YAMLError as exc:
             raise ConfigError("config", f"{path} is not valid YAML: {exc}") from None
+        _relative_to(Path(path).resolve().parent, data)
     for key, value in (overrides or {}).items():
         if value is not None:
             data[key] = value
     return apply_env(from_dict(ServiceConfig, data), environ)
+
+
+def _relative_to(folder: Path, data: Any) -> None:
+    """Make the file's relative data_dir and tls.*_file paths absolute against `folder`."""
+    if not isinstance(data, dict):
+        return  # from_dict reports the type error
+
+    def fix(section: dict, key: str) -> None:
+        value = section.get(key)
+        if isinstance(value, str) and value and not Path(value).is_absolute():
+            section[key] = str(folder / value)
+
+    fix(data, "data_dir")
+    if isinstance(data.get("tls"), dict):
+        for key in ("cert_file", "key_file", "client_ca_file"):
+            fix(data["tls"], key)
 
 
 def describe(cls: type = ServiceConfig, prefix: str = "") -> list[dict[str, Any]]:

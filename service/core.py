@@ -55,6 +55,15 @@ class SearchParams:
     routing_key: str = ""
 
 
+@dataclass(frozen=True)
+class Upserted:
+    """Outcome of an upsert: `count` documents acknowledged (durable), of which
+    `unchanged` were stored already with the same text and metadata and not rewritten."""
+
+    count: int
+    unchanged: int = 0
+
+
 class LatencyWindow:
     """Count and recent latencies (ms) of one (collection, variant)."""
 
@@ -310,8 +319,10 @@ class SearchCore:
         return batcher.encode(texts, alive=alive, timeout=timeout)
 
     def upsert(self, collection: str, docs: Sequence, alive: Alive = _always,
-               timeout: float | None = None) -> int:
-        """docs: ranksearch.indexer.Document-like (id, text, metadata). Durable on return."""
+               timeout: float | None = None) -> Upserted:
+        """docs: ranksearch.indexer.Document-like (id, text, metadata). Durable on return.
+        Documents stored already with the same text and metadata are neither encoded
+        nor written again (content hash); they count as acknowledged and unchanged."""
         from ranksearch.indexer.types import Document
 
         info = self.collection(collection)
@@ -327,6 +338,11 @@ class SearchCore:
             for key in d.metadata:
                 if not key:
                     raise InvalidArgument(f"documents[{i}].metadata", "has an empty key")
+        docs = [Document(id=d.id, text=d.text, metadata=dict(d.metadata)) for d in docs]
+        unchanged = self.indexer.unchanged(info.name, docs)
+        docs = [d for d in docs if d.id not in unchanged]
+        if not docs:
+            return Upserted(len(unchanged), len(unchanged))
         texts = [d.text for d in docs]
         by_model: dict[str, np.ndarray] = {}
         vectors = {}
@@ -336,8 +352,8 @@ class SearchCore:
             vectors[spec.name] = by_model[spec.encoder]  # (n, dim)
         if not alive():
             raise DeadlineExceeded("", "client gave up before the write; nothing was written")
-        docs = [Document(id=d.id, text=d.text, metadata=dict(d.metadata)) for d in docs]
-        return int(self.indexer.upsert(info.name, docs, vectors))
+        written = int(self.indexer.upsert(info.name, docs, vectors))
+        return Upserted(written + len(unchanged), len(unchanged))
 
     def delete(self, collection: str, ids: Sequence[str]) -> int:
         info = self.collection(collection)

@@ -4,14 +4,16 @@ health checks and load balancers.
 
 Each check answers one question and says what to do when the answer is no:
 
-    config      the YAML loads, no unknown keys, the listener is allowed (TLS/tokens)
+    config      the YAML loads, no unknown keys, the listeners are allowed (TLS/tokens,
+                metrics on loopback), the TLS files exist and are readable
     data_dir    exists (or can be created) and is writable; free disk space
     data_format the store's schema is one this build can open (older = migrated)
     offline     HF_HUB_OFFLINE / TRANSFORMERS_OFFLINE set; no hub endpoint configured
     model       each configured model folder loads offline and encodes a sentence
     index       the FAISS indexes agree with the SQLite store (Indexer.verify); only
                 when the server is not running, since opening the store recovers it
-    ports       the gRPC and metrics ports are free
+    ports       the gRPC and metrics ports are free, or held by the ranksearch server
+                running on this data dir (it holds the data dir's lock and answers)
     network     no network connection was attempted while the checks ran
 
 A process-wide audit hook (PEP 578) records every socket connect and name lookup
@@ -115,12 +117,14 @@ def check_config(config_path: str | None, data_dir: str | None):
     where = config_path or "built-in defaults"
     try:
         config = load_config(config_path, overrides={"data_dir": data_dir})
+        config.check_files()
         warnings = config.check_security()
     except ConfigError as exc:
         return Check("config", FAIL, f"{where}: {exc}"), None
     if warnings:
         return Check("config", WARN, f"{where}: " + "; ".join(warnings)), config
-    return Check("config", OK, f"{where}: valid, listen {config.listen}"), config
+    return Check("config", OK, f"{where}: valid, listen {config.listen}, data_dir "
+                 f"{Path(config.data_dir).resolve()}"), config
 
 
 def check_data_dir(data_dir: Path) -> Check:
@@ -231,23 +235,72 @@ def port_free(host: str, port: int) -> str | None:
     return None
 
 
+def data_dir_locked(data_dir: Path) -> bool:
+    """Whether a process (a running server, or `verify`/`rebuild`) holds the data
+    dir's lock. Creates nothing."""
+    import fcntl
+
+    from ranksearch.indexer.indexer import LOCK_NAME
+    from ranksearch.service.version import store_dir
+
+    lock = store_dir(data_dir) / LOCK_NAME
+    if not lock.is_file():
+        return False
+    with open(lock, "rb") as fh:
+        try:
+            fcntl.flock(fh, fcntl.LOCK_SH | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        fcntl.flock(fh, fcntl.LOCK_UN)
+    return False
+
+
+def _answers_as_ranksearch(label: str, host: str, port: int, tls: bool) -> str | None:
+    """What the process on a busy port says it is, if it is a ranksearch server."""
+    host = "127.0.0.1" if host in ("0.0.0.0", "") else "::1" if host == "::" else host
+    target = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    if label == "metrics":
+        import urllib.request
+
+        try:
+            with urllib.request.urlopen(f"http://{target}/metrics", timeout=2) as reply:
+                body = reply.read(1 << 20).decode("utf-8", "replace")
+        except OSError:
+            return None
+        return "serves ranksearch metrics" if "ranksearch_" in body else None
+    if tls:  # a health probe would need the client's CA: the data dir lock is the evidence
+        return "TLS listener of the process holding the data dir"
+    status = health_status(target, timeout_s=2.0)
+    return f"health {status}" if status else None
+
+
 def check_ports(config) -> tuple[Check, bool]:
-    """(Check, whether the gRPC port is in use)."""
+    """(Check, whether the server of this data dir is running). A busy port is fine
+    when the ranksearch server of this data dir holds it: doctor recognises its own
+    running server (data dir locked, and the port answers as ranksearch)."""
     from ranksearch.service.config import parse_listen
 
     host, port = parse_listen(config.listen)
     wanted = [("grpc", host, port)]
     if config.metrics.port is not None:
         wanted.append(("metrics", config.metrics.host, config.metrics.port))
-    busy = []
-    grpc_busy = False
+    locked = data_dir_locked(Path(config.data_dir))
+    busy, ours = [], []
     for label, h, p in wanted:
         reason = port_free(h, p)
-        if reason:
+        if not reason:
+            continue
+        what = _answers_as_ranksearch(label, h, p, config.tls.enabled) if locked else None
+        if what:
+            ours.append(f"{label} {h}:{p} ({what})")
+        else:
             busy.append(f"{label} {h}:{p}: {reason}")
-            grpc_busy = grpc_busy or label == "grpc"
     if busy:
-        return Check("ports", FAIL, "; ".join(busy) + " (is ranksearch already running?)"), grpc_busy
+        return Check("ports", FAIL, "; ".join(busy) + " (not the ranksearch server of this data "
+                     "dir: another server or program holds it)"), bool(ours)
+    if ours:
+        return Check("ports", OK, "in use by the ranksearch server running on this data dir: "
+                     + ", ".join(ours)), True
     return Check("ports", OK, ", ".join(f"{label} {h}:{p}" for label, h, p in wanted) + " free"), False
 
 
@@ -259,8 +312,8 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
     if not (store / DB_NAME).exists():
         return Check("index", SKIP, "no store yet")
     if server_running:
-        return Check("index", SKIP, "the server is running (its port is in use); stop it "
-                     "and re-run doctor to verify the indexes against the store")
+        return Check("index", SKIP, "the server is running; check its indexes with "
+                     "`ranksearch admin verify`, or stop it and re-run doctor")
     from ranksearch.errors import FailedPrecondition
     from ranksearch.indexer import Indexer, IndexerConfig
     from ranksearch.indexer.store import SCHEMA_VERSION
@@ -329,9 +382,8 @@ def run_doctor(config_path: str | None = None, data_dir: str | Path | None = Non
 
 # -------------------------------------------------------------------- probe
 
-def probe_health(target: str, timeout_s: float = 5.0, ca_file: str | None = None,
-                 service: str = "") -> Check:
-    """Ask the grpc.health.v1 service at `target`; OK only when it answers SERVING."""
+def _health_check(target: str, timeout_s: float, ca_file: str | None, service: str):
+    """The grpc.health.v1 status name at `target`; raises grpc.RpcError."""
     import grpc
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -343,11 +395,30 @@ def probe_health(target: str, timeout_s: float = 5.0, ca_file: str | None = None
     try:
         reply = health_pb2_grpc.HealthStub(channel).Check(
             health_pb2.HealthCheckRequest(service=service), timeout=timeout_s)
-    except grpc.RpcError as exc:
-        return Check("health", FAIL, f"{target}: {exc.code().name}: {exc.details()}")
     finally:
         channel.close()
-    status = health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+    return health_pb2.HealthCheckResponse.ServingStatus.Name(reply.status)
+
+
+def health_status(target: str, timeout_s: float = 5.0) -> str | None:
+    """SERVING / NOT_SERVING / ... when a gRPC health service answers, else None."""
+    import grpc
+
+    try:
+        return _health_check(target, timeout_s, None, "")
+    except grpc.RpcError:
+        return None
+
+
+def probe_health(target: str, timeout_s: float = 5.0, ca_file: str | None = None,
+                 service: str = "") -> Check:
+    """Ask the grpc.health.v1 service at `target`; OK only when it answers SERVING."""
+    import grpc
+
+    try:
+        status = _health_check(target, timeout_s, ca_file, service)
+    except grpc.RpcError as exc:
+        return Check("health", FAIL, f"{target}: {exc.code().name}: {exc.details()}")
     return Check("health", OK if status == "SERVING" else FAIL, f"{target}: {status}")
 
 

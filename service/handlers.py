@@ -160,23 +160,24 @@ class SearchServicer:
     @_rpc
     def Upsert(self, request, context):
         docs = [_Doc(d) for d in request.documents]
-        n = self.core.upsert(request.collection, docs, _alive(context), _timeout(context))
-        return pb.UpsertResponse(count=n)
+        done = self.core.upsert(request.collection, docs, _alive(context), _timeout(context))
+        return pb.UpsertResponse(count=done.count, unchanged=done.unchanged)
 
     @_rpc
     def UpsertStream(self, request_iterator, context):
-        total = 0
+        total = unchanged = 0
         for i, request in enumerate(request_iterator):
             if isinstance(request, Undecodable):
                 raise InvalidArgument(f"stream[{i}].{request.field}", request.message
                                       + f" ({total} documents of earlier messages were written)")
             docs = [_Doc(d) for d in request.documents]
             try:
-                total += self.core.upsert(request.collection, docs, _alive(context), _timeout(context))
+                done = self.core.upsert(request.collection, docs, _alive(context), _timeout(context))
+                total, unchanged = total + done.count, unchanged + done.unchanged
             except RanksearchError as exc:
                 exc.message += f" (message {i} of the stream; {total} documents before it were written)"
                 raise type(exc)(exc.field, exc.message) from None
-        return pb.UpsertResponse(count=total)
+        return pb.UpsertResponse(count=total, unchanged=unchanged)
 
     @_rpc
     def Delete(self, request, context):

@@ -57,6 +57,10 @@ class Metrics:
                                      registry=self.registry)
         self.batch_jobs = Histogram("ranksearch_encode_batch_requests", "requests per forward pass",
                                     buckets=(1, 2, 4, 8, 16, 32, 64), registry=self.registry)
+        # changes() of this gauge counts restarts (deploy/alerts.yml, RanksearchRestarting)
+        self.start_time = Gauge("ranksearch_start_time_seconds", "Unix time this server started",
+                                registry=self.registry)
+        self.start_time.set_to_current_time()
         self._http = None
 
     def on_batch(self, jobs: int, texts: int) -> None:

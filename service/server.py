@@ -103,7 +103,15 @@ class Server:
         if cfg.metrics.port is not None:
             self.metrics.bind(lambda: self.core.queue_depth() if self.core else 0,
                               lambda: self.core.stats() if self.core else [])
-            self.metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+            try:
+                self.metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
+            except OSError as exc:  # e.g. a second server on this host, same metrics port
+                server.stop(0)
+                raise ConfigError("metrics.port", f"cannot listen on {cfg.metrics.host}:{cfg.metrics.port}"
+                                  f" for metrics: {exc.strerror or exc}; is another server running "
+                                  "on this host? Give each its own port (metrics.port, or "
+                                  "`serve --metrics-listen HOST:PORT`; `--metrics-listen off` "
+                                  "disables it)") from None
         self.log.info("listening", extra={"listen": cfg.listen, "port": self.port,
                                           "tls": cfg.tls.enabled, "mtls": bool(cfg.tls.client_ca_file),
                                           "auth": cfg.auth.enabled, "metrics_port": self.metrics_port})

@@ -67,6 +67,9 @@ def test_bundle_installs_offline_and_serves(tmp_path):
     archive = build_bundle.build_bundle(tmp_path / "out", cache)
     timings["build"] = time.monotonic() - t0
     size_mib = archive.stat().st_size / 2**20
+    check = subprocess.run(["sha256sum", "-c", archive.name + ".sha256"], cwd=archive.parent,
+                           capture_output=True, text=True)
+    assert check.returncode == 0 and check.stdout == f"{archive.name}: OK\n", check.stdout + check.stderr
 
     # carry it in: unpack somewhere else, the build folder is gone
     carried = tmp_path / "carried"

@@ -113,7 +113,7 @@ def test_doctor_reports_a_busy_port(config_file, capsys):
         rc, out = run(["doctor", "--config", str(config_file), "--no-model"], capsys)
     assert rc == 1
     assert f"[fail] ports: grpc {host}:{port}:" in out
-    assert "is ranksearch already running?" in out
+    assert "not the ranksearch server of this data dir" in out
 
 
 def test_doctor_reports_an_unusable_data_dir(tmp_path, capsys):

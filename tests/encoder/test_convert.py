@@ -82,7 +82,7 @@ def test_key_dependent_query_bias_is_kept_and_key_only_terms_cancel():
     assert (no_bias - original).abs().max() > 1e-2
 
 
-def test_distillation_is_deterministic_and_reduces_the_gap(bert_st_folder, tmp_path, sentences):
+def test_distillation_is_deterministic_and_reduces_the_gap(bert_st_folder, tmp_path, sentences, capsys):
     corpus = tmp_path / "docs.jsonl"
     corpus.write_text("".join(json.dumps({"id": str(i), "text": s}) + "\n"
                               for i, s in enumerate(sentences * 3)))
@@ -91,6 +91,7 @@ def test_distillation_is_deterministic_and_reduces_the_gap(bert_st_folder, tmp_p
     reports = [json.loads((r / "conversion.json").read_text()) for r in runs]
     assert reports[0]["distill_loss"] == reports[1]["distill_loss"]
     assert reports[0]["distill_loss"]["last"] < reports[0]["distill_loss"]["first"]
+    assert "distill: 100%" in capsys.readouterr().err  # a progress bar (rate, ETA) per run
     np.testing.assert_array_equal(_encode(runs[0], sentences), _encode(runs[1], sentences))
 
 

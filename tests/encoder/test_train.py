@@ -6,6 +6,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from safetensors.numpy import load_file
 
 from ranksearch.encoder.config import EncoderConfig
@@ -69,7 +70,7 @@ def test_interrupted_run_resumes_to_the_same_weights(tiny_corpus, tmp_path):
 
     out = tmp_path / "resumed"
     train_model(tiny_corpus, out, CONFIG, steps=6, seed=3, checkpoint_every=3, stop_after=3, **FAST)
-    assert (out / "checkpoints" / "state.pt").is_file()
+    assert (out / "checkpoints" / "state.safetensors").is_file()
     assert not (out / "modules.json").exists()  # no half-finished model folder
     train_model(tiny_corpus, out, CONFIG, steps=6, seed=3, checkpoint_every=3, **FAST)
 
@@ -154,3 +155,53 @@ def test_refuses_to_write_into_a_folder_it_did_not_make(tiny_corpus, tmp_path):
         with pytest.raises(AlreadyExists, match="precious exists and is neither empty nor a training output folder"):
             train_model(tiny_corpus, other, CONFIG, steps=2, seed=0, resume=resume, **FAST)
     assert (other / "notes.txt").read_text() == "keep me"
+
+
+class _Planted:
+    """A pickle that, when unpickled, creates a marker file (stands for any code)."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+@pytest.mark.parametrize("name", ["state.safetensors", "state.pt"])
+def test_a_planted_pickle_checkpoint_is_never_executed(tiny_corpus, tmp_path, name):
+    """A pickle placed where a checkpoint goes (under the current name, or the
+    earlier versions' state.pt) is refused with a message, and its code never runs."""
+    import pickle
+
+    from ranksearch.errors import FailedPrecondition
+
+    out, marker = tmp_path / "run", tmp_path / "pwned"
+    (out / "checkpoints").mkdir(parents=True)
+    (out / "checkpoints" / name).write_bytes(pickle.dumps({"model": _Planted(marker)}))
+    with pytest.raises(FailedPrecondition) as err:
+        train_model(tiny_corpus, out, CONFIG, steps=4, seed=0, **FAST)
+    assert not marker.exists()
+    assert str(out / "checkpoints" / name) in str(err.value)
+    # the same with torch.save's zip container
+    torch.save({"model": _Planted(marker)}, out / "checkpoints" / name)
+    with pytest.raises(FailedPrecondition):
+        train_model(tiny_corpus, out, CONFIG, steps=4, seed=0, **FAST)
+    assert not marker.exists()
+
+
+def test_checkpoint_round_trips_optimizer_state(tmp_path):
+    from ranksearch.encoder.checkpoint import load_checkpoint, save_checkpoint
+
+    model = torch.nn.Linear(3, 2)
+    opt = torch.optim.AdamW(model.parameters(), lr=0.1)
+    model(torch.ones(1, 3)).sum().backward()
+    opt.step()
+    state = {"step": 3, "losses": [0.5, 0.25], "optimizer": opt.state_dict(),
+             "rng": torch.get_rng_state(), "request": {"settings": {"lr": 0.1}}}
+    save_checkpoint(state, tmp_path / "s.safetensors")
+    back = load_checkpoint(tmp_path / "s.safetensors")
+    assert back["step"] == 3 and back["losses"] == [0.5, 0.25] and back["request"] == state["request"]
+    assert torch.equal(back["rng"], state["rng"])
+    again = torch.optim.AdamW(model.parameters(), lr=0.1)
+    again.load_state_dict(back["optimizer"])
+    assert torch.equal(again.state_dict()["state"][0]["exp_avg"], opt.state_dict()["state"][0]["exp_avg"])

@@ -57,6 +57,8 @@ def tiny_corpus(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def eval_results(tmp_path_factory, tiny_corpus) -> Path:
     """One real `ranksearch eval` through the CLI on tiny trained models + BM25."""
+    import contextlib
+    import io
     import os
 
     from ranksearch.cli import main
@@ -70,8 +72,11 @@ def eval_results(tmp_path_factory, tiny_corpus) -> Path:
     old = os.environ.get("RANKSEARCH_CACHE")
     os.environ["RANKSEARCH_CACHE"] = str(root / "cache")
     try:
-        rc = main(["eval", "--corpus", str(tiny_corpus), "--spec", str(spec),
-                   "--out", str(root / "out"), "--roi", str(roi), "--threads", "1"])
+        err = io.StringIO()  # progress goes to stderr: kept for test_eval's progress test
+        with contextlib.redirect_stderr(err):
+            rc = main(["eval", "--corpus", str(tiny_corpus), "--spec", str(spec),
+                       "--out", str(root / "out"), "--roi", str(roi), "--threads", "1"])
+        (root / "stderr.txt").write_text(err.getvalue(), encoding="utf-8")
     finally:
         if old is None:
             os.environ.pop("RANKSEARCH_CACHE", None)

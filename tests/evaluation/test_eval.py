@@ -112,3 +112,13 @@ def test_report_is_self_contained(eval_results):
     assert "http://" not in html and "https://" not in html and "<script" not in html
     assert html.count("data:image/png;base64,") == 3
     assert "ROI" in html and "queries per day" in html
+
+
+def test_eval_shows_progress_between_and_within_variants(eval_results):
+    """A bar over the variants (rate, ETA), a timed line per stage of each variant,
+    and the training bar inside a variant."""
+    err = (eval_results.parent / "stderr.txt").read_text(encoding="utf-8")
+    assert "variants:" in err and "train:" in err
+    for line in ("tiny4: model (built once", "tiny4: encoding ", "tiny16: encoding ",
+                 "tiny16: attention check"):
+        assert f"] {line}" in err, line

@@ -13,7 +13,7 @@ from ranksearch.evaluation.probe import (ProbeConfig, attention_free_baseline, e
 @pytest.mark.parametrize("task", ["nearest", "farthest"])
 @pytest.mark.parametrize("dim,points", [(4, 2), (8, 16), (16, 16), (16, 200), (32, 1000)])
 def test_full_rank_hard_head_with_identity_maps_is_exact(task, dim, points):
-    """PAPER.md point 1: Q = ±I, K = V = I, one head, hard attention -> zero error for any N."""
+    """docs/BACKGROUND.md: Q = ±I, K = V = I, one head, hard attention -> zero error for any N."""
     g = torch.Generator().manual_seed(dim * 1000 + points)
     tokens, pts, tgt, idx = make_batch(task, 8, points, dim, g)
     head = exact_head(dim, task)

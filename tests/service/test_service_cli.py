@@ -26,8 +26,10 @@ def test_client_commands(server, capsys, tmp_path):
         {"id": "read", "text": "read a file line by line", "metadata": {"kind": "io"}},
         {"id": "sort", "text": "sort a list of numbers", "title": "sorting"},
         {"id": "hash", "text": "compute a sha256 hash"}]) + "\n")
-    assert _run(capsys, "import", str(corpus), "--quiet", *s)[:2] == (0, "imported 3\n")
-    assert _run(capsys, "upsert", "json", "serialise an object to json", "--meta", "kind=fmt", *s)[1] \
+    assert _run(capsys, "import", str(corpus), "--quiet", "--collection", "docs", *s)[:2] \
+        == (0, "imported 3 into docs (3 written, 0 unchanged and skipped)\n")
+    assert _run(capsys, "upsert", "json", "serialise an object to json", "--meta", "kind=fmt",
+                "--collection", "docs", *s)[1] \
         == "upserted 1\n"
     code, out, _ = _run(capsys, "query", "read a file line by line", "--k", "2", *s)
     assert code == 0 and out.splitlines()[0] == "# variant: default"
@@ -39,9 +41,9 @@ def test_client_commands(server, capsys, tmp_path):
     code, out, _ = _run(capsys, "get", "sort", "nope", *s)
     assert json.loads(out) == {"id": "sort", "text": "sort a list of numbers",
                                "metadata": {"title": "sorting"}}
-    assert _run(capsys, "delete", "sort", *s)[1] == "deleted 1\n"
+    assert _run(capsys, "delete", "sort", "--collection", "docs", *s)[1] == "deleted 1\n"
     code, out, _ = _run(capsys, "stats", *s)
-    assert json.loads(out)["collections"][0]["documents"] == "3"  # int64 as JSON string
+    assert json.loads(out)["collections"][0]["documents"] == 3  # a number, not a string
     assert _run(capsys, "collections", "--create", "more", *s)[1] == "created more (variant default)\n"
     code, out, _ = _run(capsys, "collections", *s)
     assert out.splitlines() == ["docs (default): 3 documents; variants: default[flat, dim 32]",

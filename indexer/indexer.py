@@ -89,6 +89,7 @@ class _Progress:
         log.info("%s: %s done; %d of %d vectors (%.0f%%), %.1f s elapsed, ETA %.0f s", self.what, item,
                  self.done, self.total, 100.0 * self.done / max(self.total, 1), elapsed, eta)
 
+
 LOCK_NAME = "LOCK"
 
 
@@ -687,14 +688,15 @@ class Indexer:
                         pass  # logged; verify() reports it
             self.snapshot(only_dirty=True)
 
-    def _rebuild_state(self, state: CollectionState, progress: "_Progress") -> None:
+    def _rebuild_state(self, state: CollectionState, progress: "_Progress | None" = None) -> None:
         fresh = CollectionState(state.name, state.default_variant, dict(state.specs))
         for seq, doc_id, metadata in self.store.live_documents(state.name):
             fresh.add_doc(seq, doc_id, metadata)
         indexes = {}
         for name, spec in state.specs.items():
             indexes[name] = self._build_from_store(state.name, spec)
-            progress.advance(indexes[name].count, f"{state.name}/{name}")
+            if progress is not None:
+                progress.advance(indexes[name].count, f"{state.name}/{name}")
         with state.lock.write():
             state.by_seq, state.by_id, state.postings = fresh.by_seq, fresh.by_id, fresh.postings
             state.indexes = indexes

@@ -11,6 +11,11 @@ killed process but may lose the last committed transactions on power loss; an
 upsert is acknowledged as soon as its transaction commits, so only FULL (fsync of the
 WAL on every commit) keeps the promise "acknowledged survives a crash".
 
+Lexical index (format 3, see indexer/lexical.py): lex_collections, lex_docs and
+lex_postings, written in the same transaction as the documents they index, so a
+killed process never leaves them out of step and a backup carries them. Collections
+that existed before format 3 are backfilled in the background (``backfill_after``).
+
 Threading: one writer connection, used only under the indexer's writer mutex; every
 reading thread gets its own connection (WAL readers never block the writer).
 """
@@ -26,6 +31,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from ranksearch.errors import FailedPrecondition
+from ranksearch.indexer import lexical
 from ranksearch.indexer.types import Document, IndexSpec, VariantSpec
 
 DB_NAME = "ranksearch.sqlite3"
@@ -93,6 +99,41 @@ MIGRATIONS: list[str] = [
     ALTER TABLE vectors_v2 RENAME TO vectors;
     CREATE UNIQUE INDEX vectors_by_variant ON vectors (variant, seq);
     CREATE INDEX vectors_by_seq ON vectors (seq);
+    """,
+    # 2 -> 3: the lexical (BM25) index, see indexer/lexical.py. Existing collections
+    # get the default lexical config (analyzer auto, default mode nearest: searches
+    # answer as before) and backfill_after = 0: the indexer backfills them in the
+    # background, resumably (the cursor commits with each chunk).
+    """
+    CREATE TABLE lex_collections (
+        cid INTEGER PRIMARY KEY AUTOINCREMENT,
+        collection TEXT NOT NULL UNIQUE,
+        config TEXT NOT NULL,
+        docs INTEGER NOT NULL DEFAULT 0,
+        len_title INTEGER NOT NULL DEFAULT 0,
+        len_text INTEGER NOT NULL DEFAULT 0,
+        backfill_after INTEGER
+    );
+    CREATE TABLE lex_docs (
+        seq INTEGER PRIMARY KEY,
+        cid INTEGER NOT NULL,
+        len_title INTEGER NOT NULL,
+        len_text INTEGER NOT NULL,
+        terms TEXT NOT NULL
+    );
+    CREATE TABLE lex_postings (
+        cid INTEGER NOT NULL,
+        term TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        tf_title INTEGER NOT NULL,
+        tf_text INTEGER NOT NULL,
+        len_title INTEGER NOT NULL,
+        len_text INTEGER NOT NULL,
+        PRIMARY KEY (cid, term, seq)
+    ) WITHOUT ROWID;
+    INSERT INTO lex_collections (collection, config, backfill_after)
+        SELECT name, '{"default_mode": "nearest", "hybrid": {"dense_candidates": 0, "dense_weight": 1.0, "fusion": "rrf", "lexical_candidates": 0, "lexical_weight": 1.0, "normalization": "minmax", "rrf_k": 60.0}, "lexical": {"analyzer": "auto", "b": 0.75, "k1": 1.5, "text_weight": 1.0, "title_field": "title", "title_weight": 1.0}}', 0
+        FROM collections ORDER BY name
     """,
 ]
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -197,10 +238,14 @@ class Store:
             self._writer.execute("ROLLBACK")
 
     # -- collections and variants --------------------------------------------------------
-    def load_collections(self) -> list[tuple[str, str, list[VariantSpec]]]:
+    def load_collections(self) -> list[tuple[str, str, list[VariantSpec], str]]:
+        """(name, default variant, variants, lexical config JSON) per collection."""
         conn = self._reader()
         out = []
-        for name, default in conn.execute("SELECT name, default_variant FROM collections ORDER BY name"):
+        for name, default, config in conn.execute(
+            "SELECT c.name, c.default_variant, l.config FROM collections c "
+            "JOIN lex_collections l ON l.collection = c.name ORDER BY c.name"
+        ):
             variants = [
                 VariantSpec(vname, dim, IndexSpec(kind, json.loads(params)), encoder)
                 for vname, dim, kind, params, encoder in conn.execute(
@@ -209,16 +254,19 @@ class Store:
                     (name,),
                 )
             ]
-            out.append((name, default, variants))
+            out.append((name, default, variants, config))
         return out
 
-    def create_collection(self, name: str, variants: list[VariantSpec], default: str) -> None:
+    def create_collection(self, name: str, variants: list[VariantSpec], default: str, lexical_config: str) -> None:
+        """``lexical_config``: JSON of the collection's lexical config and search
+        defaults (lexical.encode_config); a new collection's lexical index is complete."""
         now = time.time()
         with self._txn() as conn:
             conn.execute(
                 "INSERT INTO collections (name, default_variant, created_at) VALUES (?, ?, ?)",
                 (name, default, now),
             )
+            conn.execute("INSERT INTO lex_collections (collection, config) VALUES (?, ?)", (name, lexical_config))
             for spec in variants:
                 self._insert_variant(conn, name, spec, now)
 
@@ -244,20 +292,30 @@ class Store:
                 "DELETE FROM vectors WHERE seq IN (SELECT seq FROM documents WHERE collection = ?)", (name,)
             )
             conn.execute("DELETE FROM documents WHERE collection = ?", (name,))
+            cid = self._cid(conn, name)
+            conn.execute("DELETE FROM lex_postings WHERE cid = ?", (cid,))
+            conn.execute("DELETE FROM lex_docs WHERE cid = ?", (cid,))
+            conn.execute("DELETE FROM lex_collections WHERE cid = ?", (cid,))
             conn.execute("DELETE FROM variants WHERE collection = ?", (name,))
             conn.execute("DELETE FROM collections WHERE name = ?", (name,))
+
+    @staticmethod
+    def _cid(conn: sqlite3.Connection, collection: str) -> int:
+        return conn.execute("SELECT cid FROM lex_collections WHERE collection = ?", (collection,)).fetchone()[0]
 
     # -- writes ---------------------------------------------------------------------------
     def write_batch(
         self, collection: str, docs: list[Document], vectors: dict[str, np.ndarray],
-        commit: bool = True,
+        terms: list[lexical.DocTerms], commit: bool = True,
     ) -> list[tuple[int, int | None]]:
-        """Upsert `docs` with their vectors (variant -> (n, dim) float32, unit rows) in
-        one transaction (left open when ``commit=False``, see :meth:`_txn`). Returns
-        (new seq, replaced seq or None) per document."""
+        """Upsert `docs` with their vectors (variant -> (n, dim) float32, unit rows) and
+        their analysed terms (lexical index) in one transaction (left open when
+        ``commit=False``, see :meth:`_txn`). Returns (new seq, replaced seq or None)
+        per document."""
         now = time.time()
         out: list[tuple[int, int | None]] = []
         with self._txn(commit) as conn:
+            cid = self._cid(conn, collection)
             for i, doc in enumerate(docs):
                 row = conn.execute(
                     "SELECT seq, version FROM documents WHERE collection = ? AND id = ?", (collection, doc.id)
@@ -270,6 +328,7 @@ class Store:
                 if prev_seq is not None:
                     conn.execute("DELETE FROM vectors WHERE seq = ?", (prev_seq,))
                     conn.execute("DELETE FROM documents WHERE seq = ?", (prev_seq,))
+                    lexical.delete_doc(conn, prev_seq)
                 conn.execute(
                     "INSERT INTO documents (seq, collection, id, text, metadata, version) VALUES (?, ?, ?, ?, ?, ?)",
                     (seq, collection, doc.id, doc.text, json.dumps(doc.metadata, sort_keys=True), version + 1),
@@ -278,6 +337,7 @@ class Store:
                     "INSERT INTO vectors (seq, variant, vec) VALUES (?, ?, ?)",
                     [(seq, f"{collection}/{variant}", _blob(mat[i])) for variant, mat in vectors.items()],
                 )
+                lexical.insert_doc(conn, cid, seq, terms[i])
                 out.append((seq, prev_seq))
         return out
 
@@ -299,6 +359,7 @@ class Store:
                 )
                 conn.execute("DELETE FROM vectors WHERE seq = ?", (row[0],))
                 conn.execute("DELETE FROM documents WHERE seq = ?", (row[0],))
+                lexical.delete_doc(conn, row[0])
                 removed.append((doc_id, row[0]))
         return removed
 
@@ -320,6 +381,49 @@ class Store:
                 )
                 seqs.append(row[0])
         return seqs
+
+    def backfill_pending(self, collection: str, limit: int) -> list[tuple[int, str, dict[str, str]]]:
+        """Up to `limit` (seq, text, metadata) of documents after the collection's
+        backfill cursor that the lexical index lacks, in seq order ([] when done)."""
+        conn = self._reader()
+        stats = lexical.read_stats(conn, collection)
+        if stats is None or stats.ready:
+            return []
+        rows = conn.execute(
+            "SELECT d.seq, d.text, d.metadata FROM documents d WHERE d.collection = ? AND d.seq > ? "
+            "AND NOT EXISTS (SELECT 1 FROM lex_docs l WHERE l.seq = d.seq) ORDER BY d.seq LIMIT ?",
+            (collection, stats.backfill_after, limit),
+        ).fetchall()
+        return [(seq, text, json.loads(meta)) for seq, text, meta in rows]
+
+    def write_backfill(self, collection: str, items: list[tuple[int, lexical.DocTerms]], done: bool,
+                       commit: bool = True) -> int:
+        """Index backfilled documents (those still current and not yet indexed) and
+        move the cursor past them, or mark the index complete when `done`, in one
+        transaction. Returns how many were indexed."""
+        written = 0
+        with self._txn(commit) as conn:
+            cid = self._cid(conn, collection)
+            for seq, terms in items:
+                current = conn.execute(
+                    "SELECT 1 FROM documents WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM lex_docs WHERE seq = ?)",
+                    (seq, seq),
+                ).fetchone()
+                if current:
+                    lexical.insert_doc(conn, cid, seq, terms)
+                    written += 1
+            if done:
+                conn.execute("UPDATE lex_collections SET backfill_after = NULL WHERE cid = ?", (cid,))
+            elif items:
+                conn.execute("UPDATE lex_collections SET backfill_after = ? WHERE cid = ?", (items[-1][0], cid))
+        return written
+
+    def lexical_stats(self, collection: str) -> lexical.LexicalStats | None:
+        return lexical.read_stats(self._reader(), collection)
+
+    def lexical_postings(self, cid: int, terms: Sequence[str]) -> list[lexical.Postings]:
+        conn = self._reader()
+        return [lexical.read_postings(conn, cid, term) for term in terms]
 
     def prune_changes(self, upto_seq: int) -> None:
         """Drop change-log rows up to `upto_seq` (all snapshots contain them).

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from ranksearch.errors import FailedPrecondition
-from ranksearch.indexer import Indexer
+from ranksearch.indexer import Indexer, SearchRequest
 from ranksearch.indexer.store import DB_NAME, SCHEMA_VERSION
 from ranksearch.service.doctor import check_data_format
 from ranksearch.service.version import data_dir_version, version_info
@@ -50,7 +50,7 @@ def test_old_data_is_migrated_on_open_and_stays_searchable(old_data):
         assert info.documents == meta["documents"]
         live = [i for i in range(len(vecs)) if f"doc-{i:02d}" not in meta["deleted"]]
         for variant in meta["variants"]:
-            hits = indexer.search(meta["collection"], variant, vecs[live], k=1)
+            hits = indexer.search(meta["collection"], SearchRequest(variant=variant, k=1), vecs[live])
             assert [h[0].id for h in hits] == [f"doc-{i:02d}" for i in live], variant
         got = indexer.get(meta["collection"], ["doc-00", "doc-23"])
         assert [d.id for d in got] == ["doc-00"]
@@ -138,7 +138,7 @@ def test_format_1_to_2_moves_vectors_to_a_rowid_table(tmp_path):
         _, rows_replaced = vectors(data)
         assert len(rows_replaced) == len(rows_before)  # replaced, not duplicated
         for variant in meta["variants"]:
-            hit = indexer.search(meta["collection"], variant, vecs[5], k=2)[0]
+            hit = indexer.search(meta["collection"], SearchRequest(variant=variant, k=2), vecs[5])[0]
             assert {h.id for h in hit} == {"doc-00", "doc-05"}
 
 

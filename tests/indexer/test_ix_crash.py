@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ranksearch.indexer import Indexer, IndexerConfig
+from ranksearch.indexer import Indexer, IndexerConfig, SearchRequest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -99,9 +99,9 @@ def _check(data_dir: Path, acked: dict, deleted: set, next_batch: int) -> None:
         all_docs = list(found.values())
         queries = np.stack([vector(d.text) for d in all_docs])
         for variant in VARIANTS:
-            res = ix.search("c", variant, queries, 1, params={"efSearch": 128, "nprobe": 4})
+            res = ix.search("c", SearchRequest(variant=variant, k=1, params={"efSearch": 128, "nprobe": 4}), queries)
             assert [row[0].id for row in res] == [d.id for d in all_docs], variant  # searchable
-            everything = ix.search("c", variant, queries[:1], n + 10, params={"efSearch": 512, "nprobe": 4}, include_text=False)[0]
+            everything = ix.search("c", SearchRequest(variant=variant, k=n + 10, params={"efSearch": 512, "nprobe": 4}, include_text=False), queries[:1])[0]
             ids = [h.id for h in everything]
             assert len(ids) == len(set(ids)) == n, variant  # no document twice
 

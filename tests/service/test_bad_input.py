@@ -14,7 +14,7 @@ INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 CASES = [
     # (name, call(client), code, field, words in the message)
     ("empty query", lambda c: c.search(""), INVALID, "query", "is empty"),
-    ("k negative", lambda c: c.search("x", k=-1), INVALID, "k", "between 1 and 50"),
+    ("k negative", lambda c: c.search("x", k=-1), INVALID, "k", "at least 1"),
     ("k too large", lambda c: c.search("x", k=51), INVALID, "k", "limits.max_k"),
     ("offset negative", lambda c: c.search("x", offset=-1), INVALID, "offset", "between 0"),
     ("unknown collection", lambda c: c.search("x", collection="nope"), NOT_FOUND, "collection", "'nope'"),

@@ -60,7 +60,9 @@ def check_number(value: Any, name: str, low: float, low_open: bool = False, high
 
 @dataclass(frozen=True)
 class HybridParams:
-    """How a HYBRID search fuses its dense and its lexical run.
+    """How a HYBRID search fuses its dense and its lexical run. A field left None
+    takes the collection's default (SearchDefaults.hybrid, itself completed from
+    BUILTIN_HYBRID).
 
     fusion ``rrf``: score = sum over retrievers of weight / (rrf_k + rank), rank
     1-based within that retriever's candidates (Cormack et al. 2009). fusion
@@ -70,27 +72,35 @@ class HybridParams:
     contributes; 0 = max(k + offset, DEFAULT_CANDIDATES).
     """
 
-    fusion: str = "rrf"
-    rrf_k: float = 60.0
-    dense_weight: float = 1.0
-    lexical_weight: float = 1.0
-    normalization: str = "minmax"
-    dense_candidates: int = 0
-    lexical_candidates: int = 0
+    fusion: str | None = None
+    rrf_k: float | None = None
+    dense_weight: float | None = None
+    lexical_weight: float | None = None
+    normalization: str | None = None
+    dense_candidates: int | None = None
+    lexical_candidates: int | None = None
 
     def __post_init__(self) -> None:
-        if self.fusion not in FUSIONS:
+        if self.fusion is not None and self.fusion not in FUSIONS:
             raise InvalidArgument("hybrid.fusion", f"must be one of {', '.join(FUSIONS)}, got {self.fusion!r}")
-        if self.normalization not in NORMALIZATIONS:
+        if self.normalization is not None and self.normalization not in NORMALIZATIONS:
             raise InvalidArgument("hybrid.normalization",
                                   f"must be one of {', '.join(NORMALIZATIONS)}, got {self.normalization!r}")
-        check_number(self.rrf_k, "hybrid.rrf_k", 0.0, low_open=True)
-        check_number(self.dense_weight, "hybrid.dense_weight", 0.0)
-        check_number(self.lexical_weight, "hybrid.lexical_weight", 0.0)
+        if self.rrf_k is not None:
+            check_number(self.rrf_k, "hybrid.rrf_k", 0.0, low_open=True)
+        for name in ("dense_weight", "lexical_weight"):
+            if getattr(self, name) is not None:
+                check_number(getattr(self, name), f"hybrid.{name}", 0.0)
         if self.dense_weight == 0 and self.lexical_weight == 0:
             raise InvalidArgument("hybrid.dense_weight", "and hybrid.lexical_weight are both 0")
-        _int(self.dense_candidates, "hybrid.dense_candidates", 0)
-        _int(self.lexical_candidates, "hybrid.lexical_candidates", 0)
+        for name in ("dense_candidates", "lexical_candidates"):
+            if getattr(self, name) is not None:
+                _int(getattr(self, name), f"hybrid.{name}", 0)
+
+    def over(self, base: "HybridParams") -> "HybridParams":
+        """These parameters, with the ones left None taken from `base`."""
+        return HybridParams(**{f: getattr(base, f) if getattr(self, f) is None else getattr(self, f)
+                               for f in self.__dataclass_fields__})
 
     def depths(self, window: int) -> tuple[int, int]:
         """(dense, lexical) candidate depth for a request needing ``window`` = k + offset hits."""
@@ -98,14 +108,12 @@ class HybridParams:
         return self.dense_candidates or default, self.lexical_candidates or default
 
     def to_dict(self) -> dict[str, Any]:
-        return {f: getattr(self, f) for f in self.__dataclass_fields__}
+        return {f: getattr(self, f) for f in self.__dataclass_fields__ if getattr(self, f) is not None}
 
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any], prefix: str = "hybrid") -> "HybridParams":
-        from ranksearch.typed import reject_unknown
 
-        reject_unknown(dict(data), list(cls.__dataclass_fields__), prefix)
-        return cls(**data)
+#: what a collection that sets no hybrid default fuses with
+BUILTIN_HYBRID = HybridParams(fusion="rrf", rrf_k=60.0, dense_weight=1.0, lexical_weight=1.0,
+                              normalization="minmax", dense_candidates=0, lexical_candidates=0)
 
 
 @dataclass(frozen=True)
@@ -118,6 +126,9 @@ class SearchDefaults:
     def __post_init__(self) -> None:
         if self.mode not in MODES or self.mode == "farthest":
             raise InvalidArgument("default_mode", f"must be one of nearest, lexical, hybrid, got {self.mode!r}")
+        if not isinstance(self.hybrid, HybridParams):
+            raise InvalidArgument("default_hybrid", f"must be HybridParams, got {type(self.hybrid).__name__}")
+        object.__setattr__(self, "hybrid", self.hybrid.over(BUILTIN_HYBRID))
 
 
 @dataclass(frozen=True)
@@ -186,7 +197,7 @@ class SearchRequest:
         if self.hybrid is not None:
             cap = max_k + max_offset
             for name in ("dense_candidates", "lexical_candidates"):
-                if getattr(self.hybrid, name) > cap:
+                if (getattr(self.hybrid, name) or 0) > cap:
                     raise InvalidArgument(f"hybrid.{name}", f"must be at most {cap} "
                                           f"({where}.max_k + {where}.max_offset), got {getattr(self.hybrid, name)}")
         return self
@@ -194,7 +205,7 @@ class SearchRequest:
     def resolved(self, defaults: SearchDefaults) -> "SearchRequest":
         """This request with mode and hybrid taken from the collection's defaults where unset."""
         mode = self.mode or defaults.mode
-        hybrid = (self.hybrid or defaults.hybrid) if mode == "hybrid" else None
+        hybrid = (self.hybrid or HybridParams()).over(defaults.hybrid) if mode == "hybrid" else None
         if mode == self.mode and hybrid is self.hybrid:
             return self
         return replace(self, mode=mode, hybrid=hybrid)

@@ -158,7 +158,8 @@ class Server:
                                        index_params=dict(v.index.params), weight=v.weight)
                         for v in c.variants]
             if c.name not in existing:
-                self.core.create_collection(c.name, variants, c.default_variant)
+                lexical, defaults = c.search_settings()
+                self.core.create_collection(c.name, variants, c.default_variant, lexical, defaults)
             elif variants:
                 self.core.routing.set_weights(c.name, {v.name: v.weight for v in variants})
 

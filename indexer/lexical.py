@@ -100,8 +100,12 @@ def analyse(cfg: LexicalConfig, text: str, metadata: Mapping[str, str]) -> DocTe
     title = metadata.get(cfg.title_field, "") if cfg.title_field else ""
     title_terms = analyzer.terms(title) if title else []
     text_terms = analyzer.terms(text)
-    t, x = Counter(title_terms), Counter(text_terms)
-    tf = {term: (t.get(term, 0), x.get(term, 0)) for term in t.keys() | x.keys()}
+    x = Counter(text_terms)
+    if title_terms:
+        t = Counter(title_terms)
+        tf = {term: (t.get(term, 0), x.get(term, 0)) for term in t.keys() | x.keys()}
+    else:
+        tf = {term: (0, count) for term, count in x.items()}
     return DocTerms(tf, len(title_terms), len(text_terms))
 
 
@@ -148,28 +152,34 @@ def read_stats(conn: sqlite3.Connection, collection: str) -> LexicalStats | None
 
 
 # -- writes (inside the store's open transaction) --------------------------------------------
-def insert_doc(conn: sqlite3.Connection, cid: int, seq: int, doc: DocTerms) -> None:
-    conn.execute("INSERT INTO lex_docs (seq, cid, len_title, len_text, terms) VALUES (?, ?, ?, ?, ?)",
-                 (seq, cid, doc.len_title, doc.len_text, " ".join(doc.tf)))
-    conn.executemany(
-        "INSERT INTO lex_postings (cid, term, seq, tf_title, tf_text, len_title, len_text) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?)",
-        [(cid, term, seq, a, b, doc.len_title, doc.len_text) for term, (a, b) in doc.tf.items()])
-    conn.execute("UPDATE lex_collections SET docs = docs + 1, len_title = len_title + ?, "
-                 "len_text = len_text + ? WHERE cid = ?", (doc.len_title, doc.len_text, cid))
-
-
-def delete_doc(conn: sqlite3.Connection, seq: int) -> None:
-    """Remove one document version's postings (no-op if it was never indexed)."""
-    row = conn.execute("SELECT cid, len_title, len_text, terms FROM lex_docs WHERE seq = ?", (seq,)).fetchone()
-    if row is None:
+def insert_docs(conn: sqlite3.Connection, cid: int, docs: list[tuple[int, DocTerms]]) -> None:
+    """Index document versions (seq, terms): one statement per table for the whole
+    batch, postings sorted by key so they land in the b-tree in order."""
+    if not docs:
         return
-    cid, len_title, len_text, terms = row
-    conn.executemany("DELETE FROM lex_postings WHERE cid = ? AND term = ? AND seq = ?",
-                     [(cid, term, seq) for term in terms.split()])
-    conn.execute("DELETE FROM lex_docs WHERE seq = ?", (seq,))
-    conn.execute("UPDATE lex_collections SET docs = docs - 1, len_title = len_title - ?, "
-                 "len_text = len_text - ? WHERE cid = ?", (len_title, len_text, cid))
+    conn.executemany("INSERT INTO lex_docs (seq, cid, len_title, len_text, terms) VALUES (?, ?, ?, ?, ?)",
+                     [(seq, cid, d.len_title, d.len_text, " ".join(d.tf)) for seq, d in docs])
+    rows = [(cid, term, seq, a, b, d.len_title, d.len_text) for seq, d in docs for term, (a, b) in d.tf.items()]
+    rows.sort()  # by (cid, term, seq): the primary key
+    conn.executemany("INSERT INTO lex_postings (cid, term, seq, tf_title, tf_text, len_title, len_text) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?)", rows)
+    conn.execute("UPDATE lex_collections SET docs = docs + ?, len_title = len_title + ?, "
+                 "len_text = len_text + ? WHERE cid = ?",
+                 (len(docs), sum(d.len_title for _, d in docs), sum(d.len_text for _, d in docs), cid))
+
+
+def delete_docs(conn: sqlite3.Connection, seqs: list[int]) -> None:
+    """Remove document versions' postings (those never indexed are skipped)."""
+    for seq in seqs:
+        row = conn.execute("SELECT cid, len_title, len_text, terms FROM lex_docs WHERE seq = ?", (seq,)).fetchone()
+        if row is None:
+            continue
+        cid, len_title, len_text, terms = row
+        conn.executemany("DELETE FROM lex_postings WHERE cid = ? AND term = ? AND seq = ?",
+                         [(cid, term, seq) for term in terms.split()])
+        conn.execute("DELETE FROM lex_docs WHERE seq = ?", (seq,))
+        conn.execute("UPDATE lex_collections SET docs = docs - 1, len_title = len_title - ?, "
+                     "len_text = len_text - ? WHERE cid = ?", (len_title, len_text, cid))
 
 
 # -- scoring ------------------------------------------------------------------------------------

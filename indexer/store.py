@@ -316,6 +316,7 @@ class Store:
         out: list[tuple[int, int | None]] = []
         with self._txn(commit) as conn:
             cid = self._cid(conn, collection)
+            replaced: list[int] = []
             for i, doc in enumerate(docs):
                 row = conn.execute(
                     "SELECT seq, version FROM documents WHERE collection = ? AND id = ?", (collection, doc.id)
@@ -328,7 +329,7 @@ class Store:
                 if prev_seq is not None:
                     conn.execute("DELETE FROM vectors WHERE seq = ?", (prev_seq,))
                     conn.execute("DELETE FROM documents WHERE seq = ?", (prev_seq,))
-                    lexical.delete_doc(conn, prev_seq)
+                    replaced.append(prev_seq)
                 conn.execute(
                     "INSERT INTO documents (seq, collection, id, text, metadata, version) VALUES (?, ?, ?, ?, ?, ?)",
                     (seq, collection, doc.id, doc.text, json.dumps(doc.metadata, sort_keys=True), version + 1),
@@ -337,8 +338,9 @@ class Store:
                     "INSERT INTO vectors (seq, variant, vec) VALUES (?, ?, ?)",
                     [(seq, f"{collection}/{variant}", _blob(mat[i])) for variant, mat in vectors.items()],
                 )
-                lexical.insert_doc(conn, cid, seq, terms[i])
                 out.append((seq, prev_seq))
+            lexical.delete_docs(conn, replaced)
+            lexical.insert_docs(conn, cid, [(seq, t) for (seq, _), t in zip(out, terms)])
         return out
 
     def delete_ids(self, collection: str, ids: list[str], commit: bool = True) -> list[tuple[str, int]]:
@@ -359,8 +361,8 @@ class Store:
                 )
                 conn.execute("DELETE FROM vectors WHERE seq = ?", (row[0],))
                 conn.execute("DELETE FROM documents WHERE seq = ?", (row[0],))
-                lexical.delete_doc(conn, row[0])
                 removed.append((doc_id, row[0]))
+            lexical.delete_docs(conn, [seq for _, seq in removed])
         return removed
 
     def put_vectors(self, collection: str, variant: str, ids: list[str], mat: np.ndarray) -> list[int | None]:
@@ -401,22 +403,17 @@ class Store:
         """Index backfilled documents (those still current and not yet indexed) and
         move the cursor past them, or mark the index complete when `done`, in one
         transaction. Returns how many were indexed."""
-        written = 0
         with self._txn(commit) as conn:
             cid = self._cid(conn, collection)
-            for seq, terms in items:
-                current = conn.execute(
-                    "SELECT 1 FROM documents WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM lex_docs WHERE seq = ?)",
-                    (seq, seq),
-                ).fetchone()
-                if current:
-                    lexical.insert_doc(conn, cid, seq, terms)
-                    written += 1
+            current = [(seq, terms) for seq, terms in items if conn.execute(
+                "SELECT 1 FROM documents WHERE seq = ? AND NOT EXISTS (SELECT 1 FROM lex_docs WHERE seq = ?)",
+                (seq, seq)).fetchone()]
+            lexical.insert_docs(conn, cid, current)
             if done:
                 conn.execute("UPDATE lex_collections SET backfill_after = NULL WHERE cid = ?", (cid,))
             elif items:
                 conn.execute("UPDATE lex_collections SET backfill_after = ? WHERE cid = ?", (items[-1][0], cid))
-        return written
+        return len(current)
 
     def lexical_stats(self, collection: str) -> lexical.LexicalStats | None:
         return lexical.read_stats(self._reader(), collection)

@@ -126,9 +126,6 @@ def decode_config(text: str) -> tuple[LexicalConfig, SearchDefaults]:
             SearchDefaults(data.get("default_mode", "nearest"), HybridParams(**data.get("hybrid", {}))))
 
 
-def config_dict(lexical: LexicalConfig) -> dict[str, Any]:
-    return asdict(lexical)
-
 
 @dataclass
 class LexicalStats:

@@ -139,11 +139,23 @@ MIGRATIONS: list[str] = [
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+#: the writer's page cache and WAL checkpoint interval. The lexical index inserts
+#: ~one posting per distinct term of each document, spread over the postings b-tree:
+#: a larger cache keeps its inner pages in memory, and checkpointing every ~40 MB of
+#: WAL instead of SQLite's 4 MB writes a page touched by many batches once per
+#: checkpoint instead of once per batch (measured: upsert of 30k documents 3x faster).
+_WRITER_CACHE_KIB = 65536
+_WRITER_CHECKPOINT_PAGES = 10000
+
+
+def _connect(path: Path, writer: bool = False) -> sqlite3.Connection:
     conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30.0)
     conn.execute("PRAGMA journal_mode=WAL")
     conn.execute("PRAGMA synchronous=FULL")
     conn.execute("PRAGMA busy_timeout=30000")
+    if writer:
+        conn.execute(f"PRAGMA cache_size=-{_WRITER_CACHE_KIB}")
+        conn.execute(f"PRAGMA wal_autocheckpoint={_WRITER_CHECKPOINT_PAGES}")
     return conn
 
 
@@ -185,7 +197,7 @@ def _blob(vec: np.ndarray) -> bytes:
 class Store:
     def __init__(self, data_dir: Path):
         self.path = Path(data_dir) / DB_NAME
-        self._writer = _connect(self.path)
+        self._writer = _connect(self.path, writer=True)
         migrate(self._writer)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []

@@ -96,7 +96,7 @@ def test_replace_and_delete_are_visible_to_the_next_lexical_search(ix):
     ix.upsert("c", [Document("d3", "zebra crossing"), Document("new", "zebra giraffe")], {"v": x[:2]})
     ix.delete("c", ["d5"])
     lex = lambda q: [h.id for h in ix.search("c", SearchRequest(mode="lexical", k=50), texts=[q])[0]]  # noqa: E731
-    assert lex("zebra") == sorted(["d3", "new"], key=lambda i: i) or set(lex("zebra")) == {"d3", "new"}
+    assert set(lex("zebra")) == {"d3", "new"}
     assert lex("giraffe") == ["new"]
     assert "d3" not in lex(docs[3].text)  # its old words are gone with the old version
     assert "d5" not in lex(docs[5].text)
@@ -113,7 +113,7 @@ def test_hybrid_rrf_equals_ranx_rrf_over_the_same_two_runs(ix):
     from ranx import Run, fuse
 
     docs = corpus(80)
-    x = lexical_collection(ix, docs)
+    lexical_collection(ix, docs)
     q_vecs = unit(np.random.default_rng(7), len(QUERIES), 8)
     depth = 30
     dense = ix.search("c", SearchRequest(mode="nearest", k=depth), q_vecs)
@@ -124,7 +124,6 @@ def test_hybrid_rrf_equals_ranx_rrf_over_the_same_two_runs(ix):
     run = lambda rows: Run({f"q{i}": {h.id: float(depth - r) for r, h in enumerate(row)}  # noqa: E731
                             for i, row in enumerate(rows)})
     fused = fuse([run(dense), run(lex)], method="rrf", params={"k": 60}).to_dict()
-    assert x is not None
     for i, row in enumerate(hybrid):
         want = sorted(fused[f"q{i}"].items(), key=lambda kv: -kv[1])[:20]
         _same_ranking([(h.id, h.score) for h in row], want)
@@ -237,7 +236,6 @@ def test_backfill_of_an_older_collection_is_resumable_and_visible(tmp_path, monk
     docs = corpus(40)
     with Indexer(data, cfg) as ix:
         lexical_collection(ix, docs)
-        fresh = ix.search("c", SearchRequest(mode="lexical", k=10), texts=QUERIES)
     conn = sqlite3.connect(data / DB_NAME)  # make it look like a collection from format 2
     with conn:
         conn.execute("DELETE FROM lex_postings")
@@ -267,8 +265,6 @@ def test_backfill_of_an_older_collection_is_resumable_and_visible(tmp_path, monk
         got = ix.search("c", SearchRequest(mode="lexical", k=10), texts=QUERIES)
         for row, ref in zip(got, bm25s_reference(current, QUERIES, 10)):
             _same_ranking([(h.id, h.score) for h in row], ref)
-    monkeypatch.undo()
-    assert fresh
 
 
 def test_backfill_thread_completes_on_open(tmp_path):

@@ -130,15 +130,15 @@ class InProcess:
         self.collection = collection
 
     def run(self, queries: list[str], mode: str, requests: int, k: int) -> dict:
-        from ranksearch.service.core import SearchParams
+        from ranksearch.indexer import SearchRequest
 
         _, batcher = self.core.encoder(self.core.collection(self.collection).variants[0].encoder)
-        self.core.search(self.collection, [queries[0]], SearchParams(k=k, mode=mode))
+        self.core.search(self.collection, [queries[0]], SearchRequest(k=k, mode=mode, include_text=False))
         ms, encode_ms = [], []
         for i in range(requests):
             q = queries[i % len(queries)]
             t0 = time.perf_counter()
-            self.core.search(self.collection, [q], SearchParams(k=k, mode=mode))
+            self.core.search(self.collection, [q], SearchRequest(k=k, mode=mode, include_text=False))
             ms.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
             batcher.encode([q])  # the encoder's share of the same query

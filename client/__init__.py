@@ -1,6 +1,5 @@
-"""Python client of the ranksearch gRPC API (see client.py)."""
-from ranksearch.client.client import (DEFAULT_ADDRESS, Document, Hit, RpcFailed, SearchClient,
+from ranksearch.client.client import (DEFAULT_ADDRESS, Document, Hit, Hybrid, RpcFailed, SearchClient,
                                       SearchResult, Upserted, Variant)
 
-__all__ = ["DEFAULT_ADDRESS", "Document", "Hit", "RpcFailed", "SearchClient", "SearchResult",
+__all__ = ["DEFAULT_ADDRESS", "Document", "Hit", "Hybrid", "RpcFailed", "SearchClient", "SearchResult",
            "Upserted", "Variant"]

@@ -10,6 +10,7 @@ status code, the message and the offending field from the server's BadRequest de
         client.upsert("notes", [Document("a", "read a file line by line")])
         for hit in client.search("open a file", collection="notes").hits:
             print(hit.id, hit.score)
+        client.search("ファイルを開く", mode="hybrid", hybrid=Hybrid(dense_weight=0.5), explain=True)
 """
 from __future__ import annotations
 
@@ -52,12 +53,66 @@ class Hit:
     score: float
     text: str
     metadata: dict[str, str]
+    #: with explain=True: {"dense_rank", "dense_score", "lexical_rank", "lexical_score"}
+    #: (rank 0 = not among that retriever's candidates)
+    explain: dict[str, float] | None = None
 
 
 @dataclass
 class SearchResult:
     hits: list[Hit]
     variant: str
+    #: the mode that answered: nearest, farthest, lexical or hybrid
+    mode: str = "nearest"
+
+
+@dataclass
+class Hybrid:
+    """Hybrid search parameters; None = the collection's default. fusion "rrf" or
+    "weighted"; normalization (weighted only) "minmax" or "zscore"; candidates per
+    retriever, 0 = max(k + offset, 100)."""
+
+    fusion: str | None = None
+    rrf_k: float | None = None
+    dense_weight: float | None = None
+    lexical_weight: float | None = None
+    normalization: str | None = None
+    dense_candidates: int = 0
+    lexical_candidates: int = 0
+
+    def to_pb(self) -> pb.HybridParams:
+        fusions = {None: 0, "rrf": pb.HYBRID_FUSION_RRF, "weighted": pb.HYBRID_FUSION_WEIGHTED}
+        norms = {None: 0, "minmax": pb.HYBRID_NORMALIZATION_MIN_MAX, "zscore": pb.HYBRID_NORMALIZATION_Z_SCORE}
+        if self.fusion not in fusions or self.normalization not in norms:
+            raise ValueError(f"fusion must be rrf or weighted, normalization minmax or zscore; "
+                             f"got {self.fusion!r}, {self.normalization!r}")
+        msg = pb.HybridParams(fusion=fusions[self.fusion], normalization=norms[self.normalization],
+                              dense_candidates=self.dense_candidates,
+                              lexical_candidates=self.lexical_candidates)
+        for name in ("rrf_k", "dense_weight", "lexical_weight"):
+            if getattr(self, name) is not None:
+                setattr(msg, name, getattr(self, name))
+        return msg
+
+
+#: client mode names -> (SearchMode, explicit_mode); "dense" = "nearest"
+_MODES = {None: (pb.NEAREST, False), "nearest": (pb.NEAREST, True), "dense": (pb.NEAREST, True),
+          "farthest": (pb.FARTHEST, True), "lexical": (pb.LEXICAL, True), "hybrid": (pb.HYBRID, True)}
+_MODE_NAMES = {pb.NEAREST: "nearest", pb.FARTHEST: "farthest", pb.LEXICAL: "lexical", pb.HYBRID: "hybrid"}
+
+
+def _search_fields(mode: str | None, farthest: bool, hybrid: Hybrid | None, explain: bool) -> dict:
+    """SearchRequest / BatchSearchRequest fields for a mode name (None: the
+    collection's default mode; farthest=True is mode "farthest")."""
+    if farthest:
+        mode = "farthest"
+    if mode not in _MODES:
+        raise ValueError(f"mode must be one of nearest (dense), farthest, lexical, hybrid; got {mode!r}")
+    enum, explicit = _MODES[mode]
+    fields = {"mode": enum, "explicit_mode": explicit, "explain": explain}
+    if hybrid is not None:
+        fields["hybrid"] = hybrid.to_pb()
+    return fields
 
 
 @dataclass
@@ -184,11 +239,19 @@ class SearchClient:
     # ------------------------------------------------------------ collections
 
     def create_collection(self, name: str, variants: Sequence[Variant] = (),
-                          default_variant: str = "", timeout: float | None = None) -> pb.CollectionInfo:
+                          default_variant: str = "", timeout: float | None = None,
+                          analyzer: str = "", language: str = "", default_mode: str = "nearest",
+                          default_hybrid: Hybrid | None = None) -> pb.CollectionInfo:
+        """analyzer ("standard", "ja", "auto") or language ("en", "ja", "auto") of the
+        lexical index ('' = auto); default_mode / default_hybrid: what searches that
+        set no mode / hybrid parameters get."""
         request = pb.CreateCollectionRequest(name=name, default_variant=default_variant, variants=[
             pb.VariantConfig(name=v.name, model=v.model, weight=v.weight,
                              index=pb.IndexConfig(kind=v.index_kind, params=v.index_params))
-            for v in variants])
+            for v in variants], lexical=pb.LexicalConfig(analyzer=analyzer, language=language),
+            default_mode=_MODES[default_mode][0])
+        if default_hybrid is not None:
+            request.default_hybrid.CopyFrom(default_hybrid.to_pb())
         return self._call("CreateCollection", request, timeout, retry=False).collection
 
     def list_collections(self, timeout: float | None = None) -> pb.ListCollectionsResponse:
@@ -297,36 +360,50 @@ class SearchClient:
 
     @staticmethod
     def _hits(hits) -> list[Hit]:
-        return [Hit(h.id, h.score, h.text, dict(h.metadata)) for h in hits]
+        def explain(h):
+            if not h.HasField("explain"):
+                return None
+            e = h.explain
+            return {"dense_rank": e.dense_rank, "dense_score": e.dense_score,
+                    "lexical_rank": e.lexical_rank, "lexical_score": e.lexical_score}
+        return [Hit(h.id, h.score, h.text, dict(h.metadata), explain(h)) for h in hits]
 
     def search(self, query: str, collection: str = "", k: int = 10, farthest: bool = False,
                variant: str = "", filter: Mapping[str, str] | None = None,
                include_text: bool = False, min_score: float | None = None, offset: int = 0,
-               routing_key: str = "", timeout: float | None = None) -> SearchResult:
+               routing_key: str = "", timeout: float | None = None, mode: str | None = None,
+               hybrid: Hybrid | None = None, explain: bool = False) -> SearchResult:
+        """mode: "nearest" (= "dense"), "farthest", "lexical", "hybrid"; None = the
+        collection's default mode. min_score applies to the score the mode returns
+        (cosine, BM25 or fused). hybrid: fusion parameters (mode hybrid only).
+        explain: each hit carries its dense and lexical rank and score."""
         _check_k(k)
-        request = pb.SearchRequest(collection=collection, query=query, k=k,
-                                   mode=pb.FARTHEST if farthest else pb.NEAREST, variant=variant,
+        request = pb.SearchRequest(collection=collection, query=query, k=k, variant=variant,
                                    filter=dict(filter or {}), include_text=include_text,
-                                   offset=offset, routing_key=routing_key)
+                                   offset=offset, routing_key=routing_key,
+                                   **_search_fields(mode, farthest, hybrid, explain))
         if min_score is not None:
             request.min_score = min_score
         response = self._call("Search", request, timeout)
-        return SearchResult(self._hits(response.hits), response.variant)
+        return SearchResult(self._hits(response.hits), response.variant, _MODE_NAMES[response.mode])
 
     def batch_search(self, queries: Sequence[str], collection: str = "", k: int = 10,
                      farthest: bool = False, variant: str = "",
                      filter: Mapping[str, str] | None = None, include_text: bool = False,
                      min_score: float | None = None, offset: int = 0,
-                     timeout: float | None = None) -> list[SearchResult]:
+                     timeout: float | None = None, mode: str | None = None,
+                     hybrid: Hybrid | None = None, explain: bool = False) -> list[SearchResult]:
+        """As search, for many queries with the same settings."""
         _check_k(k)
         request = pb.BatchSearchRequest(collection=collection, queries=list(queries), k=k,
-                                        mode=pb.FARTHEST if farthest else pb.NEAREST,
                                         variant=variant, filter=dict(filter or {}),
-                                        include_text=include_text, offset=offset)
+                                        include_text=include_text, offset=offset,
+                                        **_search_fields(mode, farthest, hybrid, explain))
         if min_score is not None:
             request.min_score = min_score
         response = self._call("BatchSearch", request, timeout)
-        return [SearchResult(self._hits(r.hits), response.variant) for r in response.results]
+        mode_name = _MODE_NAMES[response.mode]
+        return [SearchResult(self._hits(r.hits), response.variant, mode_name) for r in response.results]
 
     def embed(self, texts: Sequence[str], collection: str = "", variant: str = "",
               timeout: float | None = None) -> tuple[np.ndarray, str]:

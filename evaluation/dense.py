@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ranksearch.indexer.request import SearchRequest
 from .latency import dir_size, percentiles, time_calls
 
 UPSERT_BATCH = 512
@@ -54,10 +55,10 @@ def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], q
                 idx.upsert("eval", docs, {name: doc_vecs[s:s + UPSERT_BATCH]})
             index_s = time.perf_counter() - t1
             k = min(top_k, len(doc_ids))
-            hits = idx.search("eval", name, q_vecs, k=k)
+            hits = idx.search("eval", SearchRequest(variant=name, k=k), q_vecs)
             run = {qid: {h.id: float(h.score) for h in hs} for qid, hs in zip(qids, hits)}
             near = [[h.id for h in hs[:AGREEMENT_K]] for hs in hits]
-            far_hits = idx.search("eval", name, q_vecs, k=min(AGREEMENT_K, len(doc_ids)), mode="farthest")
+            far_hits = idx.search("eval", SearchRequest(variant=name, k=min(AGREEMENT_K, len(doc_ids)), mode="farthest"), q_vecs)
             far = [[h.id for h in hs] for hs in far_hits]
             ex_near = exact_top(doc_vecs, q_vecs, AGREEMENT_K, farthest=False)
             ex_far = exact_top(doc_vecs, q_vecs, AGREEMENT_K, farthest=True)
@@ -65,7 +66,7 @@ def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], q
             lat_q = q_texts[:latency_queries]
             enc_ms = time_calls(lambda t: embedder.encode([t], batch_size=1), lat_q)
             one_vecs = q_vecs[:latency_queries]
-            search_ms = time_calls(lambda v: idx.search("eval", name, v[None, :], k=10),
+            search_ms = time_calls(lambda v: idx.search("eval", SearchRequest(variant=name, k=10), v[None, :]),
                                    list(one_vecs))
             idx.snapshot()
             index_bytes = dir_size(Path(tmp))

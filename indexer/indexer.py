@@ -33,6 +33,12 @@ Threading model
   be interrupted, and exiting while a thread is inside it aborts the process), so
   the final snapshot holds their result.
 - FAISS's OpenMP pool is sized once per process from config.faiss_threads.
+- The lexical index lives in SQLite (indexer/lexical.py) and is written in the
+  document's own transaction; a document is analysed before the writer mutex is
+  taken. Collections from before format 3 are backfilled by a background thread,
+  one chunk per transaction (the cursor commits with it, so a restart resumes);
+  until it completes, lexical and hybrid searches of that collection answer
+  UNAVAILABLE with the progress, and Stats shows it.
 
 Recovery (open)
 ---------------
@@ -49,18 +55,21 @@ import logging
 import shutil
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import faiss
 import numpy as np
 
-from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound
+from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ranksearch.indexer import lexical
 from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.faiss_index import VariantIndex, trial_build
 from ranksearch.indexer.index_rules import check_index
-from ranksearch.indexer.search import MODES, run_search
+from ranksearch.indexer.request import DENSE_MODES, LEXICAL_MODES, SearchDefaults, SearchRequest
+from ranksearch.indexer.search import run_search
 from ranksearch.indexer.snapshot import (
     SnapshotError,
     load_snapshot,
@@ -91,6 +100,8 @@ class _Progress:
 
 
 LOCK_NAME = "LOCK"
+#: documents analysed and written per backfill transaction
+BACKFILL_CHUNK = 256
 
 
 class Indexer:
@@ -103,6 +114,7 @@ class Indexer:
         self._lock_file = None
         self._stop = threading.Event()
         self._snapshotter: threading.Thread | None = None
+        self._backfiller: threading.Thread | None = None
         self._maintainers = 0  # background rebuilds running
         self._maintenance_done = threading.Condition()
         #: what open() did, per "collection/variant": "snapshot", "rebuilt: <why>"
@@ -129,9 +141,9 @@ class Indexer:
             for tmp in remove_temp_files(self.data_dir):
                 log.info("removed snapshot temp file %s left by an interrupted snapshot", tmp)
             collections = {}
-            for name, default, specs in self._store.load_collections():
+            for name, default, specs, config in self._store.load_collections():
                 try:
-                    collections[name] = self._open_collection(name, default, specs)
+                    collections[name] = self._open_collection(name, default, specs, config)
                 except Exception as exc:  # one bad collection must not stop the others
                     self._mark_unavailable(name, exc)
             self._collections = collections
@@ -149,14 +161,20 @@ class Indexer:
             self._stop.clear()
             self._snapshotter = threading.Thread(target=self._snapshot_loop, name="ranksearch-snapshot", daemon=True)
             self._snapshotter.start()
+        if any(not self._lexical_ready(name) for name in self._collections):
+            self._stop.clear()
+            self._backfiller = threading.Thread(target=self._backfill_loop, name="ranksearch-lexical-backfill",
+                                                daemon=True)
+            self._backfiller.start()
 
     def close(self) -> None:
         if self._store is None:
             return
         self._stop.set()
-        if self._snapshotter is not None:
-            self._snapshotter.join()
-            self._snapshotter = None
+        for thread in (self._snapshotter, self._backfiller):
+            if thread is not None:
+                thread.join()
+        self._snapshotter = self._backfiller = None
         if self._maintainers:
             # FAISS cannot be interrupted, and a process that exits while a thread
             # is inside it aborts; so wait, and let the final snapshot include the result
@@ -199,13 +217,14 @@ class Indexer:
         return self._store
 
     # -- recovery ---------------------------------------------------------------------------
-    def _open_collection(self, name: str, default: str, specs: list[VariantSpec]) -> CollectionState:
+    def _open_collection(self, name: str, default: str, specs: list[VariantSpec],
+                         config: str) -> CollectionState:
         """Check a stored collection's configuration against today's rules (a config
         stored by an older version may crash FAISS: it is never handed to it), then
         recover its indexes."""
         for i, spec in enumerate(specs):
             self._check_spec(spec, f"variants[{i}]", trial=False)
-        return self._recover(name, default, specs)
+        return self._recover(name, default, specs, config)
 
     def _mark_unavailable(self, name: str, error: BaseException | str) -> None:
         """Take a collection out of service (writer mutex held, or during open): its
@@ -236,11 +255,12 @@ class Indexer:
         if not found:
             self._unavailable = {k: r for k, r in self._unavailable.items() if k != name}
             raise NotFound("collection", f"no collection named {name!r}")
-        _, default, specs = found[0]
+        _, default, specs, config = found[0]
         try:
             for i, spec in enumerate(specs):
                 self._check_spec(spec, f"variants[{i}]", trial=False)
-            state = CollectionState(name, default, {s.name: s for s in specs})
+            lex, defaults = lexical.decode_config(config)
+            state = CollectionState(name, default, {s.name: s for s in specs}, lex, defaults)
             self._rebuild_state(state)
             self._maintain(state)
         except Exception as exc:
@@ -251,8 +271,9 @@ class Indexer:
         self._unavailable = {k: r for k, r in self._unavailable.items() if k != name}
         self._collections = {**self._collections, name: state}
 
-    def _recover(self, name: str, default: str, specs: list[VariantSpec]) -> CollectionState:
-        state = CollectionState(name, default, {s.name: s for s in specs})
+    def _recover(self, name: str, default: str, specs: list[VariantSpec], config: str) -> CollectionState:
+        lex, defaults = lexical.decode_config(config)
+        state = CollectionState(name, default, {s.name: s for s in specs}, lex, defaults)
         for seq, doc_id, metadata in self.store.live_documents(name):
             state.add_doc(seq, doc_id, metadata)
         for spec in specs:
@@ -404,8 +425,18 @@ class Indexer:
             trial_build(spec, field)
         return spec
 
-    def create_collection(self, name: str, variants: list[VariantSpec], default_variant: str | None = None) -> CollectionInfo:
+    def create_collection(self, name: str, variants: list[VariantSpec], default_variant: str | None = None,
+                          lexical_config: lexical.LexicalConfig | None = None,
+                          defaults: SearchDefaults | None = None) -> CollectionInfo:
+        """`lexical_config`: the lexical index's analyzer and BM25 settings (fixed
+        from now on); `defaults`: mode and hybrid parameters of requests that set none."""
         v.check_name(name, "name")
+        lex = lexical_config or lexical.LexicalConfig()
+        defaults = defaults or SearchDefaults()
+        if not isinstance(lex, lexical.LexicalConfig):
+            raise InvalidArgument("lexical", f"must be a LexicalConfig, got {type(lex).__name__}")
+        if not isinstance(defaults, SearchDefaults):
+            raise InvalidArgument("defaults", f"must be SearchDefaults, got {type(defaults).__name__}")
         if not isinstance(variants, (list, tuple)) or not variants:
             raise InvalidArgument("variants", "needs at least one VariantSpec")
         seen: set[str] = set()
@@ -420,8 +451,8 @@ class Indexer:
         with self._write_mutex:
             if name in self._collections or name in self._unavailable:
                 raise AlreadyExists("name", f"collection {name!r} already exists")
-            self.store.create_collection(name, list(variants), default)
-            state = CollectionState(name, default, {s.name: s for s in variants})
+            self.store.create_collection(name, list(variants), default, lexical.encode_config(lex, defaults))
+            state = CollectionState(name, default, {s.name: s for s in variants}, lex, defaults)
             for spec in variants:
                 state.indexes[spec.name] = VariantIndex(spec)
                 state.snapshots[spec.name] = None
@@ -432,7 +463,8 @@ class Indexer:
 
     def _info(self, state: CollectionState) -> CollectionInfo:
         with state.lock.read():
-            return CollectionInfo(state.name, list(state.specs.values()), state.default_variant, len(state.by_id))
+            return CollectionInfo(state.name, list(state.specs.values()), state.default_variant, len(state.by_id),
+                                  state.lexical, state.defaults)
 
     def list_collections(self) -> list[CollectionInfo]:
         """Every collection, sorted by name; unavailable ones carry their reason."""
@@ -440,8 +472,9 @@ class Indexer:
         infos = [self._info(s) for s in self._collections.values()]
         down = self._unavailable
         if down:
-            infos += [CollectionInfo(name, specs, default, self.store.count_documents(name), down[name])
-                      for name, default, specs in self.store.load_collections() if name in down]
+            infos += [CollectionInfo(name, specs, default, self.store.count_documents(name),
+                                     *lexical.decode_config(config), unavailable=down[name])
+                      for name, default, specs, config in self.store.load_collections() if name in down]
         return sorted(infos, key=lambda i: i.name)
 
     def get_collection(self, name: str) -> CollectionInfo:
@@ -494,10 +527,11 @@ class Indexer:
         unit = v.check_vectors(vectors, state.specs, len(docs), collection)
         if not docs:
             return 0
+        terms = [lexical.analyse(state.lexical, d.text, d.metadata) for d in docs]  # outside the mutex
         with self._write_mutex:
             if self._collections.get(collection) is not state or set(unit) != set(state.specs):
                 return self.upsert(collection, docs, vectors)  # changed while we validated
-            rows = self.store.write_batch(collection, docs, unit, commit=False)
+            rows = self.store.write_batch(collection, docs, unit, terms, commit=False)
             self._apply(state, lambda: state.apply_upsert(docs, rows, unit), commit=True)
         return len(docs)
 
@@ -598,50 +632,87 @@ class Indexer:
         found = self.store.get(collection, ids)
         return [found[i] for i in ids if i in found]
 
-    def search(
-        self,
-        collection: str,
-        variant: str | None,
-        queries: np.ndarray,
-        k: int,
-        mode: str = "nearest",
-        filter: dict[str, str] | None = None,
-        offset: int = 0,
-        min_score: float | None = None,
-        params: dict | None = None,
-        include_text: bool = True,
-    ) -> list[list[Hit]]:
-        """Top-k per query row. queries (q, dim) (a single (dim,) vector is taken as
-        one query); normalised here. Scores are cosine similarities in both modes:
-        nearest returns the largest first, farthest the smallest first.
-        filter: metadata key=value pairs, all must match (a key no document has
-        matches nothing). offset skips that many top hits (pagination). min_score is
-        a cutoff in the ranking's direction: nearest keeps score >= min_score,
-        farthest keeps score <= min_score. params: efSearch (HNSW), nprobe (IVF),
-        exact=True (use the exact index). include_text=False skips the text fetch."""
+    def search(self, collection: str, request: SearchRequest, vectors: np.ndarray | None = None,
+               texts: Sequence[str] | None = None) -> list[list[Hit]]:
+        """Top-k per query. `request` (indexer/request.py) says how; mode None takes the
+        collection's default mode. `vectors` (q, dim), one row per query (a single
+        (dim,) vector is one query; normalised here), for the dense modes (nearest,
+        farthest, hybrid); `texts`, one per query, for the lexical ones (lexical,
+        hybrid). Scores: cosine (nearest: largest first; farthest: smallest first),
+        BM25 (lexical), fused (hybrid). Lexical and hybrid searches of a collection
+        whose lexical index is still being backfilled raise Unavailable."""
         cfg = self.config
         state = self._state(collection)
-        name = self._variant(state, variant)
-        if mode not in MODES:
-            raise InvalidArgument("mode", f"must be one of {', '.join(MODES)}, got {mode!r}")
-        k = v.check_int(k, "k", 1, cfg.max_k)
-        offset = v.check_int(offset, "offset", 0, cfg.max_offset)
-        if k + offset > cfg.max_k + cfg.max_offset:
-            raise InvalidArgument("offset", f"k + offset must be at most {cfg.max_k + cfg.max_offset}")
-        if min_score is not None and not (isinstance(min_score, (int, float)) and np.isfinite(min_score)):
-            raise InvalidArgument("min_score", f"must be a finite number, got {min_score!r}")
-        flt = v.check_filter(filter)
-        params = v.check_search_params(params)
-        arr = np.asarray(queries, dtype=np.float32) if not isinstance(queries, np.ndarray) or queries.dtype != np.float32 else queries
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if len(arr) > cfg.max_queries:
-            raise InvalidArgument("queries", f"has {len(arr)} rows, the limit is {cfg.max_queries}")
-        unit = v.unit_rows(arr, "queries", state.specs[name].dim, None)
-        return run_search(
-            state, self.store, name, unit, k, mode == "farthest", flt, offset,
-            None if min_score is None else float(min_score), params, include_text, cfg.exact_filter_max,
-        )
+        if not isinstance(request, SearchRequest):
+            raise InvalidArgument("request", f"must be a SearchRequest, got {type(request).__name__}")
+        request = request.check_limits(cfg.max_k, cfg.max_offset, where="indexer").resolved(state.defaults)
+        request = replace(request, variant=self._variant(state, request.variant))
+        nq = None
+        if request.mode in DENSE_MODES:
+            if vectors is None:
+                raise InvalidArgument("queries", f"mode {request.mode} needs query vectors")
+            arr = np.asarray(vectors, dtype=np.float32)
+            arr = arr[None, :] if arr.ndim == 1 else arr
+            if len(arr) > cfg.max_queries:
+                raise InvalidArgument("queries", f"has {len(arr)} rows, the limit is {cfg.max_queries}")
+            vectors = v.unit_rows(arr, "queries", state.specs[request.variant].dim, None)
+            nq = len(vectors)
+        if request.mode in LEXICAL_MODES:
+            texts = v.check_texts(texts, "texts", cfg.max_queries, nq)
+            self._check_lexical_ready(state)
+        return run_search(state, self.store, request, vectors if request.mode in DENSE_MODES else None,
+                          texts, cfg.exact_filter_max)
+
+    # -- lexical index backfill ------------------------------------------------------------------
+    def _lexical_ready(self, collection: str) -> bool:
+        stats = self.store.lexical_stats(collection)
+        return stats is None or stats.ready
+
+    def _check_lexical_ready(self, state: CollectionState) -> None:
+        stats = self.store.lexical_stats(state.name)
+        if stats is not None and not stats.ready:
+            raise Unavailable("mode", f"the lexical index of collection {state.name!r} is being built from "
+                              f"the documents stored before the upgrade ({stats.docs} of "
+                              f"{len(state.by_id)} documents so far); lexical and hybrid searches answer "
+                              "once it is complete (progress in Stats); dense searches work now")
+
+    def _backfill_loop(self) -> None:
+        """Index, chunk by chunk, the documents of collections created before the
+        lexical index existed. Each chunk is one transaction that also moves the
+        collection's cursor, so a restart resumes where it stopped."""
+        for name in sorted(self._collections):
+            while not self._stop.is_set():
+                try:
+                    if self._backfill_chunk(name):
+                        break
+                except Exception:  # keep serving dense searches; the next start tries again
+                    log.exception("lexical backfill of %s failed", name)
+                    return
+
+    def _backfill_chunk(self, name: str) -> bool:
+        """Index one chunk of `name`; True when the collection needs no more."""
+        state = self._collections.get(name)
+        if state is None or self._lexical_ready(name):
+            return True
+        pending = self.store.backfill_pending(name, BACKFILL_CHUNK)
+        items = [(seq, lexical.analyse(state.lexical, text, meta)) for seq, text, meta in pending]
+        with self._write_mutex:
+            if self._collections.get(name) is not state:
+                return True  # deleted meanwhile
+            self.store.write_backfill(name, items, done=not pending, commit=False)
+            self._apply(state, None, commit=True)
+        if not pending:
+            log.info("%s: lexical index complete", name)
+        return not pending
+
+    def wait_for_backfill(self, timeout: float | None = None) -> bool:
+        """Block until every collection's lexical index is complete; False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while not all(self._lexical_ready(n) for n in list(self._collections)):
+            if deadline is not None and time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+        return True
 
     # -- operations ------------------------------------------------------------------------------------
     def snapshot(self, only_dirty: bool = False) -> None:
@@ -734,6 +805,10 @@ class Indexer:
                                 load_snapshot(path, state.specs[name])
                             except SnapshotError as exc:
                                 problems.append(f"{state.name}/{name}: snapshot unreadable: {exc}")
+                    lex = self.store.lexical_stats(state.name)
+                    if lex is not None and lex.ready and lex.docs != docs:
+                        problems.append(f"{state.name}: lexical index holds {lex.docs} documents, SQLite {docs}")
+                    entry["lexical_documents"] = lex.docs if lex else 0
                 report[state.name] = entry
         return {"ok": not problems, "problems": problems, "collections": report}
 
@@ -760,9 +835,16 @@ class Indexer:
                         "rebuilding": state.maintaining.get(name),
                         "main_built_count": index.built_count,
                     }
+                lex = self.store.lexical_stats(state.name)
                 out["collections"][state.name] = {
                     "documents": len(state.by_id),
                     "default_variant": state.default_variant,
                     "variants": variants,
+                    "lexical": {
+                        "analyzer": state.lexical.analyzer,
+                        "documents": lex.docs if lex else 0,
+                        "ready": lex is None or lex.ready,
+                        "default_mode": state.defaults.mode,
+                    },
                 }
         return out

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ranksearch.indexer.faiss_index import VariantIndex
+from ranksearch.indexer.lexical import LexicalConfig
+from ranksearch.indexer.request import SearchDefaults
 from ranksearch.indexer.rwlock import RWLock
 from ranksearch.indexer.snapshot import SnapshotInfo
 from ranksearch.indexer.types import Document, VariantSpec
@@ -22,6 +24,9 @@ class CollectionState:
     name: str
     default_variant: str
     specs: dict[str, VariantSpec]
+    #: the lexical index's config and the defaults of requests (fixed at creation)
+    lexical: LexicalConfig = field(default_factory=LexicalConfig)
+    defaults: SearchDefaults = field(default_factory=SearchDefaults)
     lock: RWLock = field(default_factory=RWLock)
     by_seq: dict[int, tuple[str, dict[str, str]]] = field(default_factory=dict)
     by_id: dict[str, int] = field(default_factory=dict)

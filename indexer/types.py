@@ -42,22 +42,40 @@ class VariantSpec:
     encoder: str = ""
 
 
+@dataclass(frozen=True, slots=True)
+class Explain:
+    """Where a hit stood in each retriever (``explain=True``): 1-based rank and score
+    among that retriever's candidates; rank 0 (score 0.0) = not among them."""
+
+    dense_rank: int = 0
+    dense_score: float = 0.0
+    lexical_rank: int = 0
+    lexical_score: float = 0.0
+
+
 @dataclass(slots=True)
 class Hit:
-    """One search result. `score` is the true cosine similarity of query and
-    document, in nearest and in farthest mode alike."""
+    """One search result. `score` is what the mode ranks by: the true cosine
+    similarity of query and document (nearest, farthest), BM25 (lexical), the fused
+    score (hybrid). `explain` is set when the request asked for it."""
 
     id: str
     score: float
     text: str
     metadata: dict[str, str]
+    explain: Explain | None = None
 
 
 @dataclass(frozen=True)
 class CollectionInfo:
+    """`lexical`: the lexical index's config (LexicalConfig); `defaults`: the mode and
+    hybrid parameters of requests that set none (SearchDefaults)."""
+
     name: str
     variants: list[VariantSpec]
     default_variant: str
     documents: int
+    lexical: Any = None
+    defaults: Any = None
     #: why the collection is out of service ('' = it is available); see Indexer._state
     unavailable: str = ""

@@ -109,19 +109,6 @@ def check_vectors(
     return out
 
 
-def check_filter(flt: Any) -> dict[str, str]:
-    if flt is None:
-        return {}
-    if not isinstance(flt, Mapping):
-        raise InvalidArgument("filter", "must be a dict of metadata key -> value")
-    for key, value in flt.items():
-        if not isinstance(key, str) or not key:
-            raise InvalidArgument("filter", f"keys must be non-empty strings, got {key!r}")
-        if not isinstance(value, str):
-            raise InvalidArgument(f"filter.{key}", f"must be a string, got {type(value).__name__}")
-    return dict(flt)
-
-
 def check_int(value: Any, field: str, low: int, high: int) -> int:
     if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
         raise InvalidArgument(field, f"must be an integer, got {value!r}")
@@ -130,8 +117,15 @@ def check_int(value: Any, field: str, low: int, high: int) -> int:
     return int(value)
 
 
-def check_search_params(params: Any) -> dict[str, Any]:
-    """A search call's index knobs (efSearch, nprobe, exact): see index_rules."""
-    from ranksearch.indexer.index_rules import check_search_overrides  # it imports check_int from here
-
-    return check_search_overrides(params)
+def check_texts(texts: Any, field: str, max_rows: int, rows: int | None) -> list[str]:
+    """Query texts of a lexical search: a list of strings, one per query row."""
+    if isinstance(texts, (str, bytes)) or not isinstance(texts, Sequence):
+        raise InvalidArgument(field, "must be a list of query texts (lexical and hybrid modes need them)")
+    if len(texts) > max_rows:
+        raise InvalidArgument(field, f"has {len(texts)} entries, the limit is {max_rows}")
+    if rows is not None and len(texts) != rows:
+        raise InvalidArgument(field, f"has {len(texts)} entries, expected {rows} (one per query vector)")
+    for i, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise InvalidArgument(f"{field}[{i}]", f"must be a string, got {type(text).__name__}")
+    return list(texts)

@@ -130,16 +130,36 @@ def _query(args) -> int:
         result = client.search(args.text, collection=args.collection, k=args.k,
                                farthest=args.farthest, variant=args.variant,
                                filter=_kv(args.filter, "--filter"), include_text=True,
-                               min_score=args.min_score, offset=args.offset)
+                               min_score=args.min_score, offset=args.offset, mode=args.mode,
+                               hybrid=_hybrid_args(args), explain=args.explain)
     if args.json:
-        print(json.dumps({"variant": result.variant, "hits": [h.__dict__ for h in result.hits]},
-                         ensure_ascii=False))
+        print(json.dumps({"variant": result.variant, "mode": result.mode,
+                          "hits": [h.__dict__ for h in result.hits]}, ensure_ascii=False))
         return 0
-    print(f"# variant: {result.variant}")
+    mode = "" if result.mode == "nearest" else f"  mode: {result.mode}"
+    print(f"# variant: {result.variant or '-'}{mode}")
     for rank, hit in enumerate(result.hits, 1 + args.offset):
         snippet = " ".join(hit.text.split())[:100]
-        print(f"{rank:3d}  {hit.score:+.4f}  {hit.id}  {snippet}")
+        why = ""
+        if hit.explain is not None:
+            e = hit.explain
+            why = (f"  [dense #{e['dense_rank']} {e['dense_score']:+.4f}"
+                   f" | lexical #{e['lexical_rank']} {e['lexical_score']:.4f}]")
+        print(f"{rank:3d}  {hit.score:+.4f}  {hit.id}{why}  {snippet}")
     return 0
+
+
+def _hybrid_args(args):
+    """--fusion/--rrf-k/--weights/--candidates -> client Hybrid (None when none is given)."""
+    from ranksearch.client import Hybrid
+
+    given = [args.fusion, args.rrf_k, args.weights, args.normalization, args.candidates]
+    if all(v is None for v in given):
+        return None
+    dense_w, lexical_w = args.weights if args.weights else (None, None)
+    dense_c, lexical_c = args.candidates if args.candidates else (0, 0)
+    return Hybrid(fusion=args.fusion, rrf_k=args.rrf_k, dense_weight=dense_w, lexical_weight=lexical_w,
+                  normalization=args.normalization, dense_candidates=dense_c, lexical_candidates=lexical_c)
 
 
 @_rpc_errors
@@ -328,10 +348,22 @@ def register(sub) -> None:
     p.add_argument("--collection", default="", help="collection to search (default: the server's default collection)")
     p.add_argument("--k", type=_positive, default=10, help="number of hits, at least 1 (default %(default)s)")
     p.add_argument("--farthest", action="store_true", help="least similar documents first")
+    p.add_argument("--mode", choices=["dense", "nearest", "farthest", "lexical", "hybrid"],
+                   help="dense (= nearest), lexical (BM25), hybrid (both, fused); "
+                        "default: the collection's default mode")
+    p.add_argument("--explain", action="store_true",
+                   help="show each hit's dense and lexical rank and score")
+    p.add_argument("--fusion", choices=["rrf", "weighted"], help="hybrid: fusion method")
+    p.add_argument("--rrf-k", type=float, help="hybrid: RRF constant k (default 60)")
+    p.add_argument("--weights", type=float, nargs=2, metavar=("DENSE", "LEXICAL"),
+                   help="hybrid: weight of each retriever (default 1 1)")
+    p.add_argument("--normalization", choices=["minmax", "zscore"], help="hybrid weighted: normalisation")
+    p.add_argument("--candidates", type=int, nargs=2, metavar=("DENSE", "LEXICAL"),
+                   help="hybrid: candidates per retriever (default max(k + offset, 100))")
     p.add_argument("--variant", default="", help="variant to ask (default: the collection's default or its A/B split)")
     p.add_argument("--filter", action="append", metavar="KEY=VALUE",
                    help="only documents whose metadata KEY equals VALUE (repeatable; all must match)")
-    p.add_argument("--min-score", type=float, help="drop hits whose cosine similarity is below this")
+    p.add_argument("--min-score", type=float, help="drop hits whose score (cosine, BM25 or fused, by mode) is below this")
     p.add_argument("--offset", type=_non_negative, default=0, help="skip this many hits first (paging)")
     p.add_argument("--json", action="store_true", help="print JSON (UTF-8)")
     _client_options(p)

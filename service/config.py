@@ -22,7 +22,7 @@ from typing import Any
 
 import yaml
 
-from ranksearch.errors import ConfigError
+from ranksearch.errors import ConfigError, InvalidArgument
 from ranksearch.names import RULE, is_valid_name
 from ranksearch.typed import reject_unknown
 
@@ -69,16 +69,62 @@ class VariantSection:
 
 
 @dataclass
+class HybridSection:
+    """Hybrid search defaults of a collection (docs/HYBRID.md)."""
+
+    fusion: str = _f("rrf", "'rrf' (reciprocal-rank fusion) or 'weighted' (normalised score sum)")
+    rrf_k: float = _f(60.0, "RRF constant k")
+    dense_weight: float = _f(1.0, "weight of the dense run")
+    lexical_weight: float = _f(1.0, "weight of the lexical run")
+    normalization: str = _f("minmax", "score normalisation of 'weighted': 'minmax' or 'zscore'")
+    dense_candidates: int = _f(0, "candidates from the dense retriever; 0 = max(k + offset, 100)")
+    lexical_candidates: int = _f(0, "candidates from the lexical retriever; 0 = max(k + offset, 100)")
+
+    def __post_init__(self):
+        self.params()  # validates, naming the key
+
+    def params(self):
+        from ranksearch.indexer.request import HybridParams
+
+        try:
+            return HybridParams(**dataclasses.asdict(self))
+        except InvalidArgument as exc:  # HybridParams names its fields "hybrid.<key>"
+            raise ConfigError(exc.field.removeprefix("hybrid."), exc.message) from None
+
+
+@dataclass
 class CollectionSection:
-    """A collection the server creates at start if it does not exist."""
+    """A collection the server creates at start if it does not exist. Its lexical
+    settings and search defaults apply when it is created (an existing collection
+    keeps its own)."""
 
     name: str = _f("", "collection name")
     variants: list[VariantSection] = _f(doc="its variants (empty: one from the defaults)", factory=list)
     default_variant: str = _f("", "name of the default variant; '' = the first")
+    language: str = _f("auto", "lexical analysis: 'en' (standard), 'ja' (SudachiPy) or 'auto' (per text)")
+    analyzer: str = _f("", "analyzer by name ('standard', 'ja', 'auto'); overrides language")
+    default_mode: str = _f("nearest", "mode of searches that set none: 'nearest', 'lexical' or 'hybrid'")
+    hybrid: HybridSection = _f(doc="hybrid parameters of searches that set none", factory=HybridSection)
 
     def __post_init__(self):
         if not is_valid_name(self.name):
             raise ConfigError("name", f"{self.name!r} is not a valid collection name ({RULE})")
+        self.search_settings()  # validates
+
+    def search_settings(self):
+        """(LexicalConfig, SearchDefaults) of this collection."""
+        from ranksearch.indexer.lexical import LexicalConfig
+        from ranksearch.indexer.request import SearchDefaults
+
+        try:
+            lexical = (LexicalConfig(analyzer=self.analyzer) if self.analyzer
+                       else LexicalConfig.for_language(self.language))
+            return lexical, SearchDefaults(mode=self.default_mode, hybrid=self.hybrid.params())
+        except ConfigError:
+            raise
+        except InvalidArgument as exc:
+            key = {"lexical.analyzer": "analyzer", "lexical.language": "language"}.get(exc.field, exc.field)
+            raise ConfigError(key, exc.message) from None
 
 
 @dataclass

@@ -12,13 +12,14 @@ import math
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from ranksearch.errors import FailedPrecondition, InvalidArgument, NotFound, RanksearchError
+from ranksearch.indexer.request import DENSE_MODES, SearchRequest
 from ranksearch.indexer.validation import check_name
 from ranksearch.service.batcher import MicroBatcher
 from ranksearch.service.config import BatchingSection, IndexSection, LimitsSection
@@ -28,8 +29,6 @@ from ranksearch.service.routing import RoutingTable
 
 Alive = Callable[[], bool]
 _always: Alive = lambda: True  # noqa: E731
-MODES = ("nearest", "farthest")
-DEFAULT_K = 10
 
 
 @dataclass
@@ -41,18 +40,6 @@ class VariantRequest:
     index_kind: str = ""
     index_params: dict[str, Any] = field(default_factory=dict)
     weight: float = 0.0
-
-
-@dataclass
-class SearchParams:
-    k: int = DEFAULT_K
-    mode: str = "nearest"
-    variant: str = ""
-    filter: dict[str, str] = field(default_factory=dict)
-    include_text: bool = False
-    min_score: float | None = None
-    offset: int = 0
-    routing_key: str = ""
 
 
 @dataclass(frozen=True)
@@ -193,7 +180,9 @@ class SearchCore:
                        f"(have: {', '.join(v.name for v in info.variants)})")
 
     def create_collection(self, name: str, variants: Sequence[VariantRequest] = (),
-                          default_variant: str = ""):
+                          default_variant: str = "", lexical=None, defaults=None):
+        """`lexical` (LexicalConfig) and `defaults` (SearchDefaults): the collection's
+        lexical index settings and its search defaults; None = the built-in ones."""
         from ranksearch.indexer.types import IndexSpec, VariantSpec
 
         check_name(name, "name")
@@ -225,7 +214,8 @@ class SearchCore:
         if default not in seen:
             raise NotFound("default_variant", f"{default!r} is not one of the variants {sorted(seen)}")
         with self._admin_lock:
-            self.indexer.create_collection(name, specs, default_variant=default)
+            self.indexer.create_collection(name, specs, default_variant=default, lexical_config=lexical,
+                                           defaults=defaults)
             self.routing.set_weights(name, {v.name: v.weight for v in variants})
             self.refresh()
         return self._collections[name]
@@ -288,27 +278,6 @@ class SearchCore:
         self._check_count(len(ids), "ids")
         for i, doc_id in enumerate(ids):
             self._check_id(doc_id, f"ids[{i}]")
-
-    def _check_search(self, p: SearchParams) -> SearchParams:
-        k = p.k or DEFAULT_K
-        if k < 0 or k > self.limits.max_k:
-            raise InvalidArgument("k", f"must be between 1 and {self.limits.max_k} "
-                                  f"(limits.max_k), got {p.k}")
-        if p.mode not in MODES:
-            raise InvalidArgument("mode", f"unknown mode {p.mode!r}; expected NEAREST or FARTHEST")
-        if p.offset < 0 or p.offset > self.limits.max_offset:
-            raise InvalidArgument("offset", f"must be between 0 and {self.limits.max_offset} "
-                                  f"(limits.max_offset), got {p.offset}")
-        if len(p.filter) > self.limits.max_filter_keys:
-            raise InvalidArgument("filter", f"has {len(p.filter)} keys; the limit is "
-                                  f"{self.limits.max_filter_keys} (limits.max_filter_keys)")
-        for key in p.filter:
-            if not key:
-                raise InvalidArgument("filter", "has an empty key")
-        if p.min_score is not None and not np.isfinite(p.min_score):
-            raise InvalidArgument("min_score", f"must be a finite number, got {p.min_score}")
-        p.k = k
-        return p
 
     # ------------------------------------------------------------ documents
 
@@ -373,28 +342,33 @@ class SearchCore:
         name = self.routing.choose(info.name, info.default_variant, routing_key)
         return self.variant(info, name)
 
-    def search(self, collection: str, queries: Sequence[str], params: SearchParams,
-               alive: Alive = _always, timeout: float | None = None,
-               query_field: str = "queries") -> tuple[str, list[list]]:
-        """Returns (variant name, hits per query)."""
+    def search(self, collection: str, queries: Sequence[str], request: SearchRequest,
+               routing_key: str = "", alive: Alive = _always, timeout: float | None = None,
+               query_field: str = "queries") -> tuple[str, str, list[list]]:
+        """Returns (variant name ('' for lexical), mode that answered, hits per query).
+        `request` validated itself when it was built; here: the server's limits, the
+        collection's defaults for what it left unset, the query texts."""
         started = time.perf_counter()
         info = self.collection(collection)
-        params = self._check_search(params)
+        limits = self.limits
+        request = request.check_limits(limits.max_k, limits.max_offset, limits.max_filter_keys)
+        request = request.resolved(info.defaults)
         self._check_count(len(queries), query_field)
         for i, q in enumerate(queries):
             self._check_text(q, query_field if query_field == "query" else f"{query_field}[{i}]")
-        spec = self.choose_variant(info, params.variant, params.routing_key)
-        vectors = self._encode(spec.encoder, list(queries), alive, timeout)  # (q, dim)
-        if not alive():
-            raise DeadlineExceeded("", "client gave up before the index search")
-        hits = self.indexer.search(info.name, spec.name, vectors, params.k, mode=params.mode,
-                                   filter=params.filter or None, offset=params.offset,
-                                   min_score=params.min_score, include_text=params.include_text)
-        window = self._latency.get((info.name, spec.name))
+        vectors, variant = None, ""
+        if request.mode in DENSE_MODES:
+            spec = self.choose_variant(info, request.variant, routing_key)
+            variant = spec.name
+            vectors = self._encode(spec.encoder, list(queries), alive, timeout)  # (q, dim)
+            if not alive():
+                raise DeadlineExceeded("", "client gave up before the index search")
+        hits = self.indexer.search(info.name, replace(request, variant=variant), vectors, list(queries))
+        window = self._latency.get((info.name, variant))
         if window is None:  # first search of this variant (setdefault keeps one under races)
-            window = self._latency.setdefault((info.name, spec.name), LatencyWindow())
+            window = self._latency.setdefault((info.name, variant), LatencyWindow())
         window.add((time.perf_counter() - started) * 1000.0)
-        return spec.name, hits
+        return variant, request.mode, hits
 
     def embed(self, collection: str, variant: str, texts: Sequence[str],
               alive: Alive = _always, timeout: float | None = None) -> tuple[str, np.ndarray]:
@@ -411,7 +385,9 @@ class SearchCore:
         self.refresh()
         infos = [self.collection(collection, unavailable_ok=True)] if collection else \
             [self._collections[n] for n in sorted(self._collections)]
-        index_stats = _index_stats(self.indexer.stats())
+        raw = self.indexer.stats()
+        index_stats = _index_stats(raw)
+        lexical_stats = {name: c.get("lexical", {}) for name, c in raw["collections"].items()}
         weights_all = {i.name: self.routing.weights(i.name) for i in infos}
         out = []
         for info in infos:
@@ -434,7 +410,8 @@ class SearchCore:
                     "weight": weights_all[info.name].get(spec.name, 0.0),
                 })
             out.append({"name": info.name, "documents": info.documents, "variants": variants,
-                        "unavailable": info.unavailable})
+                        "unavailable": info.unavailable,
+                        "lexical": lexical_stats.get(info.name, {})})
         return out
 
 

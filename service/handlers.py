@@ -22,13 +22,13 @@ from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
 from ranksearch.service.errors import DeadlineExceeded
-from ranksearch.service.core import SearchCore, SearchParams, VariantRequest
+from ranksearch.service import search_wire
+from ranksearch.service.core import SearchCore, VariantRequest
 from ranksearch.service.interceptors import answered_variant
 from ranksearch.service.logs import get_logger, request_id
 from ranksearch.service.wire import Undecodable, deserializer, transport_limit
 
 SERVICE = pb.DESCRIPTOR.services_by_name["SearchService"]
-_MODES = {pb.NEAREST: "nearest", pb.FARTHEST: "farthest"}
 #: the request field that sizes each RPC's response (named when it is too large)
 _SIZED_BY = {"Search": "k", "BatchSearch": "queries", "Get": "ids", "Embed": "texts",
              "Stats": "collection"}
@@ -87,23 +87,14 @@ def _rpc(method):
 
 
 def _hit(h) -> pb.Hit:
-    return pb.Hit(id=h.id, score=float(h.score), text=h.text or "", metadata=h.metadata or {})
+    return pb.Hit(id=h.id, score=float(h.score), text=h.text or "", metadata=h.metadata or {},
+                  explain=search_wire.explain_pb(h.explain))
 
 
 def _index(spec) -> pb.IndexConfig:
     params = {k: int(v) for k, v in (spec.index.params or {}).items()
               if isinstance(v, (int, float)) and not isinstance(v, bool)}
     return pb.IndexConfig(kind=spec.index.kind, params=params)
-
-
-def _search_params(request, context) -> SearchParams:
-    if request.mode not in _MODES:
-        raise InvalidArgument("mode", f"unknown mode {request.mode}; expected NEAREST (0) or FARTHEST (1)")
-    return SearchParams(
-        k=request.k, mode=_MODES[request.mode], variant=request.variant,
-        filter=dict(request.filter), include_text=request.include_text,
-        min_score=request.min_score if request.HasField("min_score") else None,
-        offset=request.offset, routing_key=request.routing_key or request_id.get())
 
 
 class SearchServicer:
@@ -133,6 +124,8 @@ class SearchServicer:
         return pb.CollectionInfo(
             name=info.name, default_variant=info.default_variant, documents=int(info.documents),
             unavailable_reason=info.unavailable,
+            lexical=search_wire.lexical_pb(info.lexical), default_mode=search_wire.MODE_ENUMS[info.defaults.mode],
+            default_hybrid=search_wire.hybrid_pb(info.defaults.hybrid),
             variants=[pb.VariantInfo(name=v.name, model=v.encoder, index=_index(v), dim=int(v.dim),
                                      weight=weights.get(v.name, 0.0),
                                      is_default=v.name == info.default_variant)
@@ -143,7 +136,8 @@ class SearchServicer:
         variants = [VariantRequest(name=v.name, model=v.model, index_kind=v.index.kind,
                                    index_params=dict(v.index.params), weight=v.weight)
                     for v in request.variants]
-        info = self.core.create_collection(request.name, variants, request.default_variant)
+        lexical, defaults = search_wire.collection_settings(request)
+        info = self.core.create_collection(request.name, variants, request.default_variant, lexical, defaults)
         return pb.CreateCollectionResponse(collection=self.collection_info(info))
 
     @_rpc
@@ -191,20 +185,22 @@ class SearchServicer:
 
     @_rpc
     def Search(self, request, context):
-        params = _search_params(request, context)
-        variant, hits = self.core.search(request.collection, [request.query], params,
-                                         _alive(context), _timeout(context), query_field="query")
+        variant, mode, hits = self.core.search(
+            request.collection, [request.query], search_wire.search_request(request),
+            request.routing_key or request_id.get(), _alive(context), _timeout(context), query_field="query")
         answered_variant.set(variant)
-        return pb.SearchResponse(hits=[_hit(h) for h in hits[0]], variant=variant)
+        return pb.SearchResponse(hits=[_hit(h) for h in hits[0]], variant=variant,
+                                 mode=search_wire.MODE_ENUMS[mode])
 
     @_rpc
     def BatchSearch(self, request, context):
-        params = _search_params(request, context)
-        variant, hits = self.core.search(request.collection, list(request.queries), params,
-                                         _alive(context), _timeout(context))
+        variant, mode, hits = self.core.search(
+            request.collection, list(request.queries), search_wire.search_request(request),
+            request.routing_key or request_id.get(), _alive(context), _timeout(context))
         answered_variant.set(variant)
         return pb.BatchSearchResponse(
-            results=[pb.SearchResult(hits=[_hit(h) for h in row]) for row in hits], variant=variant)
+            results=[pb.SearchResult(hits=[_hit(h) for h in row]) for row in hits], variant=variant,
+            mode=search_wire.MODE_ENUMS[mode])
 
     @_rpc
     def Embed(self, request, context):
@@ -225,8 +221,14 @@ class SearchServicer:
                 latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"],
                 index_state=v["index_state"], rebuilding=v["rebuilding"])
                 for v in c["variants"]]
-            collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
-                                                  variants=variants, unavailable_reason=c["unavailable"]))
+            lex = c.get("lexical") or {}
+            state = "ready" if lex.get("ready", True) else \
+                f"backfilling: {lex.get('documents', 0)} of {c['documents']} documents"
+            collections.append(pb.CollectionStats(
+                name=c["name"], documents=c["documents"], variants=variants,
+                unavailable_reason=c["unavailable"],
+                lexical=pb.LexicalStats(analyzer=lex.get("analyzer", ""), documents=lex.get("documents", 0),
+                                        ready=lex.get("ready", True), state=state)))
         return pb.StatsResponse(collections=collections, requests=dict(self.request_counts))
 
     @_rpc

@@ -168,7 +168,8 @@ class Server:
                         for v in c.variants]
             if c.name not in existing:
                 try:
-                    self.core.create_collection(c.name, variants, c.default_variant)
+                    lexical, defaults = c.search_settings()
+                    self.core.create_collection(c.name, variants, c.default_variant, lexical, defaults)
                 except RanksearchError as exc:  # one bad collection must not stop the start
                     self.log.error("configured collection %r was not created: %s", c.name, exc)
             elif variants:

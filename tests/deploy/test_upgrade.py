@@ -7,12 +7,13 @@ import json
 import shutil
 import sqlite3
 import sys
+import time
 from pathlib import Path
 
 import pytest
 
 from ranksearch.errors import FailedPrecondition
-from ranksearch.indexer import Indexer
+from ranksearch.indexer import Indexer, SearchRequest
 from ranksearch.indexer.store import DB_NAME, SCHEMA_VERSION
 from ranksearch.service.doctor import check_data_format
 from ranksearch.service.version import data_dir_version, version_info
@@ -50,8 +51,19 @@ def test_old_data_is_migrated_on_open_and_stays_searchable(old_data):
         assert info.documents == meta["documents"]
         live = [i for i in range(len(vecs)) if f"doc-{i:02d}" not in meta["deleted"]]
         for variant in meta["variants"]:
-            hits = indexer.search(meta["collection"], variant, vecs[live], k=1)
+            hits = indexer.search(meta["collection"], SearchRequest(variant=variant, k=1), vecs[live])
             assert [h[0].id for h in hits] == [f"doc-{i:02d}" for i in live], variant
+        # the lexical index: backfilled in the background on upgrade, built inline since
+        assert indexer.wait_for_backfill(timeout=60)
+        lexical = indexer.stats()["collections"][meta["collection"]]["lexical"]
+        assert lexical["ready"] and lexical["documents"] == meta["documents"]
+        numbers = [i for i in live if i >= 10]  # the standard analyzer keeps terms of 2+ characters
+        hits = indexer.search(meta["collection"], SearchRequest(mode="lexical", k=1),
+                              texts=[f"number {i}" for i in numbers])
+        assert [h[0].id for h in hits] == [f"doc-{i:02d}" for i in numbers]
+        everything = indexer.search(meta["collection"], SearchRequest(mode="hybrid", k=50), vecs[:1],
+                                    ["fixture document"])[0]
+        assert sorted(h.id for h in everything) == sorted(f"doc-{i:02d}" for i in live)
         got = indexer.get(meta["collection"], ["doc-00", "doc-23"])
         assert [d.id for d in got] == ["doc-00"]
         assert got[0].text == "fixture document number 0"
@@ -103,6 +115,14 @@ def test_server_starts_on_old_data_and_finds_documents_by_text(fixture, tmp_path
         for doc_id, text in meta["documents"].items():
             hits = client.search(text, collection=meta["collection"], k=1).hits
             assert [h.id for h in hits] == [doc_id]
+        deadline = time.monotonic() + 60  # the lexical index is backfilled in the background
+        while not client.stats(meta["collection"]).collections[0].lexical.ready:
+            assert time.monotonic() < deadline, "lexical backfill did not finish"
+            time.sleep(0.05)
+        for doc_id, text in meta["documents"].items():
+            for mode in ("lexical", "hybrid"):
+                hits = client.search(text, collection=meta["collection"], k=1, mode=mode).hits
+                assert [h.id for h in hits] == [doc_id], mode
         got = client.get(meta["collection"], list(meta["documents"]) + meta["deleted"])
         assert sorted(d.id for d in got) == sorted(meta["documents"])
     assert version_info(data)["data_format"]["found"] == SCHEMA_VERSION
@@ -138,7 +158,7 @@ def test_format_1_to_2_moves_vectors_to_a_rowid_table(tmp_path):
         _, rows_replaced = vectors(data)
         assert len(rows_replaced) == len(rows_before)  # replaced, not duplicated
         for variant in meta["variants"]:
-            hit = indexer.search(meta["collection"], variant, vecs[5], k=2)[0]
+            hit = indexer.search(meta["collection"], SearchRequest(variant=variant, k=2), vecs[5])[0]
             assert {h.id for h in hit} == {"doc-00", "doc-05"}
 
 

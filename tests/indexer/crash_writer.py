@@ -5,7 +5,9 @@ usage: crash_writer.py DATA_DIR FIRST_BATCH
 Batch b (deterministic from b alone, so a batch re-run after a crash is harmless):
 - upsert k{b}-0..7 (new) and replace k{b-1}-0 and k{b-2}-1 with text "<id>@<b>";
 - even b: upsert d{b}-0..2; odd b: delete d{b-1}-0..2.
-A document's vector is a function of its text, so the parent can check it.
+A document's text is "<id>@<b> <word>", where <word> is a term only that version
+contains (so the parent can find it by a lexical query); its vector is a function
+of its text, so the parent can check it.
 """
 from __future__ import annotations
 
@@ -27,11 +29,16 @@ def vector(text: str) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
+def unique_word(tag: str) -> str:
+    """A term the standard analyzer keeps whole and no other document version has."""
+    return "u" + hashlib.sha256(tag.encode()).hexdigest()[:16]
+
+
 def batch_ops(b: int):
     ups = [f"k{b}-{j}" for j in range(8)] + [f"k{b - 1}-0", f"k{b - 2}-1"] * (b >= 2)
     if b % 2 == 0:
         ups += [f"d{b}-{j}" for j in range(3)]
-    docs = [Document(i, f"{i}@{b}", {"batch": str(b)}) for i in dict.fromkeys(ups)]
+    docs = [Document(i, f"{i}@{b} {unique_word(f'{i}@{b}')}", {"batch": str(b)}) for i in dict.fromkeys(ups)]
     deletes = [f"d{b - 1}-{j}" for j in range(3)] if b % 2 else []
     return docs, deletes
 
@@ -55,7 +62,7 @@ def main() -> None:
         docs, deletes = batch_ops(b)
         vecs = np.stack([vector(d.text) for d in docs])
         ix.upsert("c", docs, {n: vecs for n in VARIANTS})
-        ack(f"U {b} " + " ".join(d.text for d in docs))
+        ack(f"U {b} " + " ".join(d.text.split()[0] for d in docs))
         if deletes:
             ix.delete("c", deletes)
             ack(f"D {b} " + " ".join(deletes))

@@ -10,7 +10,7 @@ import pytest
 from ixhelpers import unit
 from ranksearch.cli import main as cli_main
 from ranksearch.errors import FailedPrecondition, NotFound
-from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, VariantSpec, backup, restore
+from ranksearch.indexer import backup, Document, Indexer, IndexerConfig, IndexSpec, restore, SearchRequest, VariantSpec
 
 BATCH = 10
 
@@ -54,7 +54,7 @@ def test_backup_during_writes_restores_a_consistent_prefix(make_indexer, tmp_pat
         assert [d.id for d in r.get("c", want)] == want
         assert r.get("c", [f"b{batches}-0"]) == []
         for variant in ("f", "h"):
-            hits = r.search("c", variant, unit(np.random.default_rng(5), 1, 8), n + 5, params={"efSearch": 512})[0]
+            hits = r.search("c", SearchRequest(variant=variant, k=n + 5, params={"efSearch": 512}), unit(np.random.default_rng(5), 1, 8))[0]
             assert len(hits) == n == len({h.id for h in hits})
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ranksearch.indexer import Indexer, IndexerConfig
+from ranksearch.indexer import Indexer, IndexerConfig, SearchRequest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
@@ -70,7 +70,7 @@ def _run_and_kill(data_dir: Path, first: int, acks_before_kill: int, delay_s: fl
 
 
 def _batch_of(text: str) -> int:
-    return int(text.split("@")[1])
+    return int(text.split("@")[1].split()[0])
 
 
 def _may_be_deleted(doc_id: str, next_batch: int) -> bool:
@@ -99,11 +99,18 @@ def _check(data_dir: Path, acked: dict, deleted: set, next_batch: int) -> None:
         all_docs = list(found.values())
         queries = np.stack([vector(d.text) for d in all_docs])
         for variant in VARIANTS:
-            res = ix.search("c", variant, queries, 1, params={"efSearch": 128, "nprobe": 4})
+            res = ix.search("c", SearchRequest(variant=variant, k=1, params={"efSearch": 128, "nprobe": 4}), queries)
             assert [row[0].id for row in res] == [d.id for d in all_docs], variant  # searchable
-            everything = ix.search("c", variant, queries[:1], n + 10, params={"efSearch": 512, "nprobe": 4}, include_text=False)[0]
+            everything = ix.search("c", SearchRequest(variant=variant, k=n + 10, params={"efSearch": 512, "nprobe": 4}, include_text=False), queries[:1])[0]
             ids = [h.id for h in everything]
             assert len(ids) == len(set(ids)) == n, variant  # no document twice
+        # the lexical index is as durable as the documents: each acknowledged document
+        # is found by a word only its current version contains
+        words = [d.text.split()[1] for d in all_docs]
+        res = ix.search("c", SearchRequest(mode="lexical", k=2, include_text=False), texts=words)
+        assert [[h.id for h in row] for row in res] == [[d.id] for d in all_docs]
+        lexical = ix.stats()["collections"]["c"]["lexical"]
+        assert lexical["ready"] and lexical["documents"] == n
 
 
 @pytest.mark.parametrize("seed, rounds", [(1234, 4)])

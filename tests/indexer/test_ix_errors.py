@@ -6,7 +6,7 @@ import pytest
 
 from ixhelpers import docs, unit
 from ranksearch.errors import AlreadyExists, ConfigError, InvalidArgument, NotFound
-from ranksearch.indexer import Document, IndexerConfig, IndexSpec, VariantSpec
+from ranksearch.indexer import Document, HybridParams, IndexerConfig, IndexSpec, SearchRequest, VariantSpec
 
 
 @pytest.fixture
@@ -81,12 +81,16 @@ def test_bad_documents(make_indexer, batch, field, fragment):
 @pytest.mark.parametrize(
     "kwargs, exc, field, fragment",
     [
-        ({"k": 0}, InvalidArgument, "k", "between 1 and 50, got 0"),
-        ({"k": -3}, InvalidArgument, "k", "between 1 and 50"),
+        ({"k": 0}, InvalidArgument, "k", "at least 1, got 0"),
+        ({"k": -3}, InvalidArgument, "k", "at least 1"),
         ({"k": 51}, InvalidArgument, "k", "between 1 and 50, got 51"),
         ({"k": 2.5}, InvalidArgument, "k", "must be an integer"),
-        ({"offset": -1}, InvalidArgument, "offset", "between 0"),
-        ({"mode": "middle"}, InvalidArgument, "mode", "nearest, farthest"),
+        ({"offset": -1}, InvalidArgument, "offset", "at least 0"),
+        ({"mode": "middle"}, InvalidArgument, "mode", "nearest, farthest, lexical, hybrid"),
+        ({"mode": "farthest", "hybrid": HybridParams()}, InvalidArgument, "hybrid", "not to mode farthest"),
+        ({"mode": "lexical"}, InvalidArgument, "texts", "list of query texts"),
+        ({"mode": "hybrid", "hybrid": HybridParams(lexical_candidates=20000)}, InvalidArgument,
+         "hybrid.lexical_candidates", "at most"),
         ({"variant": "medium"}, NotFound, "variant", "no variant 'medium'"),
         ({"collection": "nope"}, NotFound, "collection", "no collection named 'nope'"),
         ({"filter": {"lang": 1}}, InvalidArgument, "filter.lang", "must be a string"),
@@ -103,13 +107,13 @@ def test_bad_search_arguments(make_indexer, kwargs, exc, field, fragment):
     ix = make_indexer(max_k=50)
     ix.create_collection("c", [VariantSpec("fast", 4)])
     ix.upsert("c", docs(3), {"fast": unit(np.random.default_rng(0), 3, 4)})
-    call = {"collection": "c", "variant": None, "queries": np.ones((1, 4)), "k": 2}
-    call.update(kwargs)
-    _raises(exc, field, fragment, ix.search, **call)
+    call = {"collection": "c", "queries": np.ones((1, 4)), "k": 2, **kwargs}
+    collection, queries = call.pop("collection"), call.pop("queries")
+    _raises(exc, field, fragment, lambda: ix.search(collection, SearchRequest(**call), queries))
 
 
 def test_filter_on_a_key_no_document_has_is_empty_not_an_error(two):
-    assert two.search("c", None, np.ones((2, 4)), 3, filter={"nobody": "has"}) == [[], []]
+    assert two.search("c", SearchRequest(k=3, filter={"nobody": "has"}), np.ones((2, 4))) == [[], []]
 
 
 def test_bad_delete_and_get_ids(make_indexer):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from ixhelpers import clustered, docs
 
-from ranksearch.indexer import Document, IndexSpec, VariantSpec
+from ranksearch.indexer import Document, IndexSpec, SearchRequest, VariantSpec
 from ranksearch.indexer.faiss_index import VariantIndex
 
 D = 16
@@ -23,13 +23,11 @@ def finds_itself(ix, vectors: dict[str, np.ndarray], nprobe: int = 65536, ef: in
     ids = sorted(vectors)
     for start in range(0, len(ids), 1000):  # max_queries per call
         chunk = ids[start : start + 1000]
-        res = ix.search("c", "v", np.stack([vectors[i] for i in chunk]), 1,
-                        params={"nprobe": nprobe, "efSearch": ef}, include_text=False)
+        res = ix.search("c", SearchRequest(variant="v", k=1, params={"nprobe": nprobe, "efSearch": ef}, include_text=False), np.stack([vectors[i] for i in chunk]))
         assert [row[0].id for row in res] == chunk
     n = ix.get_collection("c").documents
     assert n == len(ids)
-    everything = ix.search("c", "v", vectors[ids[0]][None], n + 5, params={"nprobe": nprobe, "efSearch": ef},
-                           include_text=False)[0]
+    everything = ix.search("c", SearchRequest(variant="v", k=n + 5, params={"nprobe": nprobe, "efSearch": ef}, include_text=False), vectors[ids[0]][None])[0]
     assert sorted(h.id for h in everything) == ids
 
 
@@ -112,7 +110,7 @@ def test_background_training_lets_writes_and_searches_go_on_and_catches_up(make_
     in_thread(lambda: ix.delete("c", gone))
     for doc_id in gone:
         vectors.pop(doc_id)
-    hits = in_thread(lambda: ix.search("c", "v", vectors["c3"][None], 1))
+    hits = in_thread(lambda: ix.search("c", SearchRequest(variant="v", k=1), vectors["c3"][None]))
     assert hits[0][0].id == "c3"  # still answered (exactly: not trained yet)
 
     gate.open.set()

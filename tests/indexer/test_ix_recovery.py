@@ -8,7 +8,7 @@ import pytest
 
 from ixhelpers import SPECS, docs, unit
 from ranksearch.errors import FailedPrecondition
-from ranksearch.indexer import Document, Indexer, VariantSpec
+from ranksearch.indexer import Document, Indexer, SearchRequest, VariantSpec
 from ranksearch.indexer.store import DB_NAME, SCHEMA_VERSION
 
 KINDS = ("flat", "hnsw", "ivf")
@@ -31,7 +31,7 @@ def _assert_state(ix: Indexer, x: np.ndarray, live: set[str]) -> None:
     assert ix.verify()["ok"], ix.verify()
     assert ix.get_collection("c").documents == len(live)
     for kind in KINDS:
-        ids = [h.id for h in ix.search("c", kind, x[:1], len(live) + 5, params={"efSearch": 512, "nprobe": 8})[0]]
+        ids = [h.id for h in ix.search("c", SearchRequest(variant=kind, k=len(live) + 5, params={"efSearch": 512, "nprobe": 8}), x[:1])[0]]
         assert set(ids) == live and len(ids) == len(live)
 
 
@@ -46,7 +46,7 @@ def test_restart_keeps_everything(make_indexer, tmp_path):
     info = ix.get_collection("c")
     assert info.default_variant == "hnsw" and [v.name for v in info.variants] == list(KINDS)
     assert ix.get("c", ["d1", "d3"]) == [Document("d1", "new", {"p": "z"}, 2)]
-    assert ix.search("c", "flat", x[2:3], 2, filter={"p": "z"})[0][0].id == "d1"
+    assert ix.search("c", SearchRequest(variant="flat", k=2, filter={"p": "z"}), x[2:3])[0][0].id == "d1"
     _assert_state(ix, x, {f"d{i}" for i in range(400)} - {"d3"})
 
 

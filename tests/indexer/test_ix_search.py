@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ixhelpers import SPECS, brute, clustered, docs, one_variant, unit
-from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, VariantSpec
+from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, SearchRequest, VariantSpec
 
 
 def _check_against_brute(res, scores, rows, ids_of):
@@ -39,7 +39,7 @@ def test_flat_nearest_and_farthest_equal_brute_force(tmp_path_factory, d, n, k, 
         ix.upsert("c", docs(n), {"v": x})
         ids_of = [f"d{i}" for i in range(n)]
         for farthest in (False, True):
-            res = ix.search("c", "v", q, k, mode="farthest" if farthest else "nearest")
+            res = ix.search("c", SearchRequest(variant="v", k=k, mode="farthest" if farthest else "nearest"), q)
             scores, rows = brute(q, x, min(k, n), farthest)
             assert [len(r) for r in res] == [min(k, n)] * 5
             _check_against_brute(res, scores, rows, ids_of)
@@ -48,11 +48,11 @@ def test_flat_nearest_and_farthest_equal_brute_force(tmp_path_factory, d, n, k, 
 def test_unnormalised_input_is_normalised_and_scores_are_cosines(ix):
     one_variant(ix, "flat", 4)
     ix.upsert("c", [Document("a"), Document("b")], {"v": np.array([[3, 0, 0, 0], [1, 1, 0, 0]], np.float32)})
-    near = ix.search("c", None, np.array([10.0, 0, 0, 0]), 2)[0]
+    near = ix.search("c", SearchRequest(k=2), np.array([10.0, 0, 0, 0]))[0]
     assert [h.id for h in near] == ["a", "b"]
     assert near[0].score == pytest.approx(1.0, abs=1e-6)
     assert near[1].score == pytest.approx(1 / np.sqrt(2), abs=1e-6)
-    far = ix.search("c", None, np.array([10.0, 0, 0, 0]), 2, mode="farthest")[0]
+    far = ix.search("c", SearchRequest(k=2, mode="farthest"), np.array([10.0, 0, 0, 0]))[0]
     # farthest reports the true cosine (smallest first), not the negated value
     assert [h.id for h in far] == ["b", "a"]
     assert far[0].score == pytest.approx(1 / np.sqrt(2), abs=1e-6)
@@ -64,17 +64,17 @@ def test_offset_min_score_and_include_text(ix):
     one_variant(ix, "flat", 8)
     ix.upsert("c", docs(50), {"v": x})
     q = x[:1]
-    full = ix.search("c", None, q, 20)[0]
-    page = ix.search("c", None, q, 5, offset=10)[0]
+    full = ix.search("c", SearchRequest(k=20), q)[0]
+    page = ix.search("c", SearchRequest(k=5, offset=10), q)[0]
     assert [h.id for h in page] == [h.id for h in full[10:15]]
     cut = full[7].score
-    kept = ix.search("c", None, q, 20, min_score=cut)[0]
+    kept = ix.search("c", SearchRequest(k=20, min_score=cut), q)[0]
     assert [h.id for h in kept] == [h.id for h in full[:8]]
-    far = ix.search("c", None, q, 20, mode="farthest")[0]
-    far_cut = ix.search("c", None, q, 20, mode="farthest", min_score=far[4].score)[0]
+    far = ix.search("c", SearchRequest(k=20, mode="farthest"), q)[0]
+    far_cut = ix.search("c", SearchRequest(k=20, mode="farthest", min_score=far[4].score), q)[0]
     assert [h.id for h in far_cut] == [h.id for h in far[:5]]
     assert full[0].text == "text d0"
-    lean = ix.search("c", None, q, 3, include_text=False)[0]
+    lean = ix.search("c", SearchRequest(k=3, include_text=False), q)[0]
     assert [h.text for h in lean] == ["", "", ""] and [h.id for h in lean] == [h.id for h in full[:3]]
 
 
@@ -106,8 +106,8 @@ def test_approximate_recall_at_10(ix, spec, params, near_min):
     ix.create_collection("c", [VariantSpec("v", 32, spec)])
     ix.upsert("c", docs(2000), {"v": x})
     assert "untrained" not in ix.stats()["collections"]["c"]["variants"]["v"]["index_type"]
-    near = _recall(ix.search("c", None, q, 10, params=params, include_text=False), brute(q, x, 10)[1])
-    far = _recall(ix.search("c", None, q, 10, mode="farthest", params=params, include_text=False), brute(q, x, 10, True)[1])
+    near = _recall(ix.search("c", SearchRequest(k=10, params=params, include_text=False), q), brute(q, x, 10)[1])
+    far = _recall(ix.search("c", SearchRequest(k=10, mode="farthest", params=params, include_text=False), q), brute(q, x, 10, True)[1])
     print(f"{spec.kind}: nearest recall@10 {near:.3f}, farthest recall@10 {far:.3f}")
     assert near >= near_min
     assert far >= 0.99
@@ -119,7 +119,7 @@ def test_untrained_ivf_answers_exactly(ix):
     ix.create_collection("c", [VariantSpec("v", 8, IndexSpec("ivf", {"nlist": 16}))])
     ix.upsert("c", docs(30), {"v": x})
     assert ix.stats()["collections"]["c"]["variants"]["v"]["index_type"].startswith("ivf (untrained")
-    res = ix.search("c", None, x[:3], 5)
+    res = ix.search("c", SearchRequest(k=5), x[:3])
     _check_against_brute(res, *brute(x[:3], x, 5), [f"d{i}" for i in range(30)])
 
 
@@ -130,10 +130,10 @@ def test_factory_string_index(ix):
     ix.upsert("c", docs(600), {"v": x})
     st_ = ix.stats()["collections"]["c"]["variants"]["v"]
     assert st_["index_type"] == "IVF4,SQ8" and st_["vectors"] == 600
-    near = _recall(ix.search("c", None, x[:20], 10, include_text=False), brute(x[:20], x, 10)[1])
+    near = _recall(ix.search("c", SearchRequest(k=10, include_text=False), x[:20]), brute(x[:20], x, 10)[1])
     assert near >= 0.8  # SQ8 codes are lossy; all lists probed
     ix.delete("c", ["d0"])
-    assert "d0" not in [h.id for h in ix.search("c", None, x[:1], 5)[0]]
+    assert "d0" not in [h.id for h in ix.search("c", SearchRequest(k=5), x[:1])[0]]
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
@@ -153,12 +153,12 @@ def test_filters_return_k_matches_per_index_type(make_indexer, kind):
         for flt in ({"colour": "red"}, {"colour": "red", "rare": "no"}, {"rare": "yes"}):
             match = np.array([i for i in range(n) if all(colour(i)[k_] == v_ for k_, v_ in flt.items())])
             k = 10
-            res = ix.search("c", None, q, k, filter=flt)
+            res = ix.search("c", SearchRequest(k=k, filter=flt), q)
             for qi, hits in enumerate(res):
                 assert len(hits) == min(k, len(match)), (flt, exact_filter_max)
                 assert all(all(h.metadata[k_] == v_ for k_, v_ in flt.items()) for h in hits)
-            far = ix.search("c", None, q, k, mode="farthest", filter=flt)
+            far = ix.search("c", SearchRequest(k=k, mode="farthest", filter=flt), q)
             truth = brute(q, x[match], min(k, len(match)), True)[1]
             assert [[h.id for h in row] for row in far] == [[f"d{match[j]}" for j in t] for t in truth]
-        assert ix.search("c", None, q, 5, filter={"no-such-key": "x"}) == [[]] * 5
-        assert ix.search("c", None, q, 5, filter={"colour": "purple"}) == [[]] * 5
+        assert ix.search("c", SearchRequest(k=5, filter={"no-such-key": "x"}), q) == [[]] * 5
+        assert ix.search("c", SearchRequest(k=5, filter={"colour": "purple"}), q) == [[]] * 5

@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 
 from ixhelpers import SPECS, docs, unit
-from ranksearch.indexer import Document, IndexSpec, VariantSpec
+from ranksearch.indexer import Document, IndexSpec, LexicalConfig, SearchRequest, VariantSpec
+from ranksearch.indexer.lexical import analyse
 
 
 @pytest.mark.parametrize("kind", ["flat", "hnsw", "ivf"])
@@ -19,20 +20,20 @@ def test_replace_and_delete_are_visible_immediately(ix, kind):
     target = unit(rng, 1, 8)
     # replace d5: new text, metadata and vector; the old vector must be gone
     ix.upsert("c", [Document("d5", "replaced", {"g": "new"})], {"v": target})
-    top = ix.search("c", None, target, 1)[0][0]
+    top = ix.search("c", SearchRequest(k=1), target)[0][0]
     assert (top.id, top.text, top.metadata) == ("d5", "replaced", {"g": "new"})
     assert top.score == pytest.approx(1.0, abs=1e-5)
-    old = ix.search("c", None, x[5:6], 200, params={"efSearch": 256, "nprobe": 8})[0]
+    old = ix.search("c", SearchRequest(k=200, params={"efSearch": 256, "nprobe": 8}), x[5:6])[0]
     assert [h.id for h in old].count("d5") == 1  # once, with its new vector
     assert ix.get("c", ["d5"])[0].version == 2 and ix.get("c", ["d4"])[0].version == 1
-    assert ix.search("c", None, target, 5, filter={"g": "1"})[0][0].id != "d5"
+    assert ix.search("c", SearchRequest(k=5, filter={"g": "1"}), target)[0][0].id != "d5"
     # delete: gone from nearest, farthest, filters and get
     assert ix.delete("c", ["d5", "d7", "missing"]) == 2
     for mode in ("nearest", "farthest"):
-        ids = {h.id for row in ix.search("c", None, np.vstack([target, x[7:8]]), 200, mode=mode) for h in row}
+        ids = {h.id for row in ix.search("c", SearchRequest(k=200, mode=mode), np.vstack([target, x[7:8]])) for h in row}
         assert not ids & {"d5", "d7"}
         assert len(ids) == 198
-    assert ix.search("c", None, target, 5, filter={"g": "new"}) == [[]]
+    assert ix.search("c", SearchRequest(k=5, filter={"g": "new"}), target) == [[]]
     assert ix.get("c", ["d5", "d6", "d7"]) == [Document("d6", "text d6", {"g": "0"}, 1)]
     assert ix.get_collection("c").documents == 198
     assert ix.verify()["ok"]
@@ -49,7 +50,7 @@ def test_hnsw_tombstones_are_compacted(make_indexer):
     ix.delete("c", [f"d{i}" for i in range(5, 12)])  # 12 > 10% of 100: rebuilt
     v = ix.stats()["collections"]["c"]["variants"]["v"]
     assert v["tombstones"] == 0 and v["vectors"] == 88
-    assert len(ix.search("c", None, x[:1], 100)[0]) == 88
+    assert len(ix.search("c", SearchRequest(k=100), x[:1])[0]) == 88
     assert ix.verify()["ok"]
 
 
@@ -59,15 +60,15 @@ def test_variants_backfill_and_default_switch(ix):
     ix.create_collection("c", [VariantSpec("a", 4, encoder="/models/a")])
     ix.upsert("c", docs(20), {"a": a})
     ix.add_variant("c", VariantSpec("b", 6, IndexSpec("hnsw"), encoder="/models/b"))
-    assert ix.search("c", "b", b[:1], 3) == [[]]  # not filled yet
+    assert ix.search("c", SearchRequest(variant="b", k=3), b[:1]) == [[]]  # not filled yet
     assert not ix.verify()["ok"]  # reports the missing vectors
     assert ix.put_vectors("c", "b", [f"d{i}" for i in range(20)] , b) == 20
-    assert ix.search("c", "b", b[3:4], 1)[0][0].id == "d3"
+    assert ix.search("c", SearchRequest(variant="b", k=1), b[3:4])[0][0].id == "d3"
     assert ix.verify()["ok"]
     ix.set_default_variant("c", "b")
     info = ix.get_collection("c")
     assert info.default_variant == "b" and [v.encoder for v in info.variants] == ["/models/a", "/models/b"]
-    assert ix.search("c", None, b[7:8], 1)[0][0].id == "d7"
+    assert ix.search("c", SearchRequest(k=1), b[7:8])[0][0].id == "d7"
     # every upsert now needs both variants
     with pytest.raises(Exception) as exc:
         ix.upsert("c", docs(1, "n"), {"a": a[:1]})
@@ -115,7 +116,7 @@ def test_searches_never_see_half_a_batch(ix):
     def reader(variant: str) -> None:
         try:
             while not stop.is_set():
-                for row in ix.search("c", variant, x[:2], n):
+                for row in ix.search("c", SearchRequest(variant=variant, k=n), x[:2]):
                     gens = {h.metadata["gen"] for h in row} | {h.text.split(":")[0] for h in row}
                     if len(gens) != 1 or len(row) != n:
                         seen_mixed.append(gens)
@@ -141,7 +142,8 @@ def test_search_when_sqlite_is_ahead_of_memory(ix):
     x = unit(np.random.default_rng(0), 3, 4)
     ix.create_collection("c", [VariantSpec("v", 4)])
     ix.upsert("c", docs(3), {"v": x})
-    ix.store.write_batch("c", [Document("d0", "committed, not applied")], {"v": x[:1]})
-    hits = ix.search("c", None, x[:1], 3)[0]
+    ix.store.write_batch("c", [Document("d0", "committed, not applied")], {"v": x[:1]},
+                         [analyse(LexicalConfig(), "committed, not applied", {})])
+    hits = ix.search("c", SearchRequest(k=3), x[:1])[0]
     assert [(h.id, h.text) for h in hits][0] == ("d0", "")
     assert {h.text for h in hits[1:]} == {"text d1", "text d2"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import grpc
 import pytest
 
-from ranksearch.client import Document, RpcFailed
+from ranksearch.client import Document, Hybrid, RpcFailed
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service.errors import field_violations
 
@@ -14,12 +14,22 @@ INVALID, NOT_FOUND = grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND
 CASES = [
     # (name, call(client), code, field, words in the message)
     ("empty query", lambda c: c.search(""), INVALID, "query", "is empty"),
-    ("k negative", lambda c: c.search("x", k=-1), INVALID, "k", "between 1 and 50"),
+    ("k negative", lambda c: c.search("x", k=-1), INVALID, "k", "at least 1"),
     ("k too large", lambda c: c.search("x", k=51), INVALID, "k", "limits.max_k"),
-    ("offset negative", lambda c: c.search("x", offset=-1), INVALID, "offset", "between 0"),
+    ("offset negative", lambda c: c.search("x", offset=-1), INVALID, "offset", "at least 0"),
+    ("farthest with a lexical part", lambda c: c.search("x", farthest=True, hybrid=Hybrid(rrf_k=5)),
+     INVALID, "hybrid", "not to mode farthest"),
+    ("rrf k zero", lambda c: c.search("x", mode="hybrid", hybrid=Hybrid(rrf_k=0)), INVALID, "hybrid.rrf_k", "> 0"),
+    ("both weights zero", lambda c: c.search("x", mode="hybrid", hybrid=Hybrid(dense_weight=0, lexical_weight=0)),
+     INVALID, "hybrid.dense_weight", "both 0"),
+    ("too many candidates", lambda c: c.batch_search(["x"], mode="hybrid", hybrid=Hybrid(lexical_candidates=10**6)),
+     INVALID, "hybrid.lexical_candidates", "limits.max_k + limits.max_offset"),
+    ("default mode farthest", lambda c: c.create_collection("f", default_mode="farthest"),
+     INVALID, "default_mode", "nearest, lexical, hybrid"),
+    ("unknown analyzer", lambda c: c.create_collection("f", analyzer="fr"), INVALID, "lexical.analyzer", "standard"),
     ("unknown collection", lambda c: c.search("x", collection="nope"), NOT_FOUND, "collection", "'nope'"),
     ("unknown variant", lambda c: c.search("x", variant="nope"), NOT_FOUND, "variant", "'nope'"),
-    ("filter empty key", lambda c: c.search("x", filter={"": "v"}), INVALID, "filter", "empty key"),
+    ("filter empty key", lambda c: c.search("x", filter={"": "v"}), INVALID, "filter", "non-empty"),
     ("empty id", lambda c: c.upsert("docs", [Document("", "t")]), INVALID, "documents[0].id", "is empty"),
     ("long id", lambda c: c.upsert("docs", [Document("a", "t"), Document("x" * 65, "t")]),
      INVALID, "documents[1].id", "limits.max_id_bytes"),

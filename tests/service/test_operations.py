@@ -148,13 +148,13 @@ def test_batcher_combines_waiting_jobs_only_when_enabled(enabled):
 
 
 def test_core_stops_before_encoding_when_the_caller_is_gone(server):
-    from ranksearch.service.core import SearchParams
+    from ranksearch.indexer import SearchRequest
 
     server.client().upsert("docs", [Document("a", "text")])
     core = server.server.core
     batches_before = server.server.metrics.batch_jobs._sum.get()
     with pytest.raises(DeadlineExceeded):
-        core.search("docs", ["x"], SearchParams(), alive=lambda: False)
+        core.search("docs", ["x"], SearchRequest(), alive=lambda: False)
     with pytest.raises(DeadlineExceeded):
         core.upsert("docs", [Document("b", "text")], alive=lambda: False)
     assert server.server.metrics.batch_jobs._sum.get() == batches_before  # nothing encoded

@@ -160,7 +160,8 @@ class SearchServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Search(self, request, context):
-        """Nearest or farthest neighbour search for one query text. Role: read.
+        """Nearest or farthest neighbour, lexical (BM25) or hybrid search for one query
+        text. Role: read.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

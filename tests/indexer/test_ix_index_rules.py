@@ -12,6 +12,8 @@ import sys
 import textwrap
 
 import numpy as np
+
+from ranksearch.indexer.request import SearchRequest
 import pytest
 
 from ranksearch.errors import FailedPrecondition, InvalidArgument
@@ -65,16 +67,16 @@ def test_every_supported_kind_serves_nearest_farthest_delete_and_restart(make_in
     x = unit(rng, 120)
     ix.upsert("c", [Document(f"d{i}") for i in range(120)], {"v": x})
     assert ix.verify()["ok"], ix.verify()
-    hits = ix.search("c", "v", x[:5], 3, params={"exact": False}, include_text=False)
+    hits = ix.search("c", SearchRequest(variant="v", k=3, params={"exact": False}, include_text=False), x[:5])
     assert [h[0].id for h in hits] == [f"d{i}" for i in range(5)]
-    far = ix.search("c", "v", x[:1], 1, mode="farthest", include_text=False)[0][0]
+    far = ix.search("c", SearchRequest(variant="v", k=1, mode="farthest", include_text=False), x[:1])[0][0]
     assert far.id == f"d{int(np.argmin(x @ x[0]))}"
     ix.delete("c", ["d0", "d1"])
-    assert ix.search("c", "v", x[:1], 1, include_text=False)[0][0].id != "d0"
+    assert ix.search("c", SearchRequest(variant="v", k=1, include_text=False), x[:1])[0][0].id != "d0"
     ix.close()
     again = make_indexer()
     assert again.recovery["c/v"].startswith("snapshot")
-    assert again.search("c", "v", x[2:3], 1, include_text=False)[0][0].id == "d2"
+    assert again.search("c", SearchRequest(variant="v", k=1, include_text=False), x[2:3])[0][0].id == "d2"
 
 
 @pytest.mark.parametrize("spec,field", REPRODUCERS, ids=[f"{s.kind}{s.params}" for s, _ in REPRODUCERS])
@@ -106,9 +108,9 @@ REPRODUCER_SCRIPT = textwrap.dedent("""
                 continue
             for i in range(2):
                 ix.upsert("x", [Document(f"a{i}", "hi")], {"v": rng.standard_normal((1, 8))})
-            ix.search("x", None, rng.standard_normal((1, 8)), 2)
+            ix.search("x", SearchRequest(k=2), rng.standard_normal((1, 8)))
         with Indexer(data) as ix:  # the restart that crash-looped
-            ix.search("x", None, rng.standard_normal((1, 8)), 2)
+            ix.search("x", SearchRequest(k=2), rng.standard_normal((1, 8)))
         print("  accepted and served", flush=True)
 """)
 
@@ -152,9 +154,9 @@ def test_search_time_overrides_are_bounded(make_indexer):
     for params, field in [({"efSearch": 2**31}, "params.efSearch"), ({"nprobe": 2**40}, "params.nprobe"),
                           ({"efSearch": 0}, "params.efSearch")]:
         with pytest.raises(InvalidArgument) as info:
-            ix.search("c", "v", x[:1], 2, params=params)
+            ix.search("c", SearchRequest(variant="v", k=2, params=params), x[:1])
         assert info.value.field == field
-    assert ix.search("c", "v", x[:1], 1, params={"efSearch": 4096})[0][0].id == "d0"
+    assert ix.search("c", SearchRequest(variant="v", k=1, params={"efSearch": 4096}), x[:1])[0][0].id == "d0"
 
 
 def plant_config(data_dir, collection: str, kind: str, params: dict) -> None:
@@ -178,9 +180,9 @@ def test_a_stored_unsupported_config_takes_only_its_collection_out_of_service(ma
 
     ix = make_indexer()
     assert list(ix.unavailable) == ["bad"] and "params.M" in ix.unavailable["bad"]
-    assert ix.search("good", None, x[:1], 1)[0][0].id == "d0"
+    assert ix.search("good", SearchRequest(k=1), x[:1])[0][0].id == "d0"
     with pytest.raises(FailedPrecondition) as info:
-        ix.search("bad", None, x[:1], 1)
+        ix.search("bad", SearchRequest(k=1), x[:1])
     assert info.value.field == "collection" and "'bad' is unavailable" in info.value.message
     assert "between 2 and 128" in info.value.message
     with pytest.raises(FailedPrecondition):
@@ -217,10 +219,10 @@ def test_a_failed_rebuild_at_open_takes_only_its_collection_out_of_service(make_
     monkeypatch.setattr(VariantIndex, "rebuilt", failing)
     ix = make_indexer()
     assert list(ix.unavailable) == ["a"] and "RuntimeError" in ix.unavailable["a"]
-    assert ix.search("b", None, x[:1], 1)[0][0].id == "d0"
+    assert ix.search("b", SearchRequest(k=1), x[:1])[0][0].id == "d0"
     monkeypatch.setattr(VariantIndex, "rebuilt", real)
     ix.rebuild("a")
-    assert ix.unavailable == {} and ix.search("a", None, x[1:2], 1)[0][0].id == "d1"
+    assert ix.unavailable == {} and ix.search("a", SearchRequest(k=1), x[1:2])[0][0].id == "d1"
 
 
 def test_a_committed_write_is_never_reported_as_failed(make_indexer, monkeypatch):
@@ -240,10 +242,10 @@ def test_a_committed_write_is_never_reported_as_failed(make_indexer, monkeypatch
     assert ix.upsert("c", [Document("b")], {"v": x[1:2]}) == 1  # committed: reported as written
     assert list(ix.unavailable) == ["c"]
     with pytest.raises(FailedPrecondition):
-        ix.search("c", None, x[:1], 1)
+        ix.search("c", SearchRequest(k=1), x[:1])
     monkeypatch.setattr(VariantIndex, "add", real)
     ix.rebuild("c")
-    assert [h.id for h in ix.search("c", None, x[1:2], 2)[0]] == ["b", "a"]
+    assert [h.id for h in ix.search("c", SearchRequest(k=2), x[1:2])[0]] == ["b", "a"]
 
     calls = []
 
@@ -254,7 +256,7 @@ def test_a_committed_write_is_never_reported_as_failed(make_indexer, monkeypatch
         return real(self, ids, vecs)
     monkeypatch.setattr(VariantIndex, "add", once)
     assert ix.upsert("c", [Document("z")], {"v": x[2:3]}) == 1
-    assert ix.unavailable == {} and ix.search("c", None, x[2:3], 1)[0][0].id == "z"
+    assert ix.unavailable == {} and ix.search("c", SearchRequest(k=1), x[2:3])[0][0].id == "z"
 
 
 def test_unsupported_stored_config_is_never_handed_to_faiss(tmp_path):
@@ -268,8 +270,9 @@ def test_unsupported_stored_config_is_never_handed_to_faiss(tmp_path):
     plant_config(data, "bad", "HNSW0", {})
     (data / "snapshots" / "bad" / "v.snap").unlink()  # force a rebuild with the planted config
     script = ("import sys; import numpy as np; from ranksearch.indexer import Indexer\n"
+              "from ranksearch.indexer.request import SearchRequest\n"
               f"ix = Indexer({str(data)!r}); ix.open()\n"
-              "print(sorted(ix.unavailable), ix.search('good', None, np.ones((1, 8)), 1)[0][0].id); ix.close()")
+              "print(sorted(ix.unavailable), ix.search('good', SearchRequest(k=1), np.ones((1, 8)))[0][0].id); ix.close()")
     proc = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.split() == ["['bad']", "a"]

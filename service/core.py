@@ -202,7 +202,7 @@ class SearchCore:
             model = v.model or self.default_model
             try:
                 embedder, _ = self.encoder(model)
-            except FailedPrecondition as exc:
+            except (FailedPrecondition, NotFound) as exc:
                 raise NotFound(f"{where}.model", exc.message) from None
             except InvalidArgument as exc:
                 raise InvalidArgument(f"{where}.model", exc.message) from None

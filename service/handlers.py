@@ -74,10 +74,10 @@ def _rpc(method):
             _check(request)
         except RanksearchError as exc:
             service_errors.abort(context, exc)
-        except Exception:
+        except Exception as exc:
             if context.code() is not None:  # already aborted deliberately
                 raise
-            if not context.is_active():  # e.g. a stalled stream whose client gave up
+            if isinstance(exc, grpc.RpcError) and not context.is_active():  # e.g. a stalled stream
                 get_logger().info("%s: the client cancelled or its deadline passed", method.__name__)
                 service_errors.abort(context, DeadlineExceeded("", "the client cancelled or its deadline passed"))
             get_logger().exception("unhandled error in %s", method.__name__)

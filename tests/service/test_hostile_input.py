@@ -60,10 +60,14 @@ def test_a_supported_approximate_index_serves_through_the_api(server):
     assert client.search("sort a list", collection="h", k=1).hits[0].id != "1"
 
 
-def test_a_model_name_too_long_for_a_file_name_is_invalid_argument(server):
-    exc = _fails(lambda: server.client(retries=0).create_collection("m", [Variant("v", model="m" * 300)]))
+def test_a_model_name_too_long_for_a_file_name_is_invalid_argument(server, tmp_path):
+    client = server.client(retries=0)
+    exc = _fails(lambda: client.create_collection("m", [Variant("v", model="m" * 300)]))
     assert (exc.code, exc.field) == (INVALID, "variants[0].model")
     assert "File name too long" in exc.message
+    for model in (str(tmp_path), "..", "a\x00b"):  # a folder that is no model, a NUL
+        exc = _fails(lambda: client.create_collection("m", [Variant("v", model=model)]))
+        assert (exc.code, exc.field) == (grpc.StatusCode.NOT_FOUND, "variants[0].model"), exc
 
 
 @pytest.mark.parametrize("method", ["Check", "Watch"])

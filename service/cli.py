@@ -25,10 +25,15 @@ def _client(args):
                         server_name=args.server_name, timeout=args.timeout)
 
 
-def _client_options(p: argparse.ArgumentParser) -> None:
+def _client_options(p: argparse.ArgumentParser, multi_server: bool = False) -> None:
     g = p.add_argument_group("connection")
-    g.add_argument("--server", default=os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER),
-                   help="HOST:PORT (env RANKSEARCH_SERVER; default %(default)s)")
+    if multi_server:  # repeatable: one replica per --server (client/spread.py)
+        g.add_argument("--server", action="append", type=str, default=None,
+                       help="HOST:PORT, repeat to spread batches over replicas "
+                            "(env RANKSEARCH_SERVER; default 127.0.0.1:50051)")
+    else:
+        g.add_argument("--server", default=os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER),
+                       help="HOST:PORT (env RANKSEARCH_SERVER; default %(default)s)")
     g.add_argument("--token", default=os.environ.get("RANKSEARCH_TOKEN", ""),
                    help="bearer token (env RANKSEARCH_TOKEN)")
     g.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca)")
@@ -148,11 +153,31 @@ def _import(args) -> int:
                 metadata.setdefault("title", d.title)
             yield Document(d.id, text, metadata)
 
-    with _client(args) as client:
-        n = client.upsert_stream(args.collection, docs(), batch_size=args.batch_size,
-                                 timeout=args.timeout)
+    servers = args.server or [os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER)]
+    if len(servers) > 1:
+        n = _import_spread(args, servers, docs())
+    else:
+        args.server = servers[0]
+        with _client(args) as client:
+            n = client.upsert_stream(args.collection, docs(), batch_size=args.batch_size,
+                                     timeout=args.timeout)
     print(f"imported {n}")
     return 0
+
+
+def _import_spread(args, servers: list[str], documents) -> int:
+    """`import --server A --server B`: batches spread over the replicas (client/spread.py)."""
+    from ranksearch.client.spread import upsert_spread
+
+    clients = []
+    for server in servers:
+        args.server = server
+        clients.append(_client(args))
+    try:
+        return upsert_spread(clients, args.collection, documents, args.batch_size, args.timeout)
+    finally:
+        for client in clients:
+            client.close()
 
 
 @_rpc_errors
@@ -265,7 +290,7 @@ def register(sub) -> None:
     p.add_argument("--batch-size", type=int, default=128)
     p.add_argument("--with-title", action="store_true", help="prepend the title to the text")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _client_options(p)
+    _client_options(p, multi_server=True)
     p.set_defaults(func=_import)
 
     for name, func, help_text in (("delete", _delete, "delete documents by id"),

@@ -1,0 +1,113 @@
+"""The service over the Milvus store (a real milvus-lite server process): the same
+API end to end, two stores on one Milvus see each other's collections, an
+unreachable Milvus answers UNAVAILABLE with a retry hint, and the core imports no
+gRPC."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+from ranksearch.client import Document, RpcFailed
+from ranksearch.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ranksearch.indexer import Document as StoredDocument
+from ranksearch.indexer import IndexSpec, VariantSpec
+from ranksearch.indexer.milvus_store import MilvusStore
+from ranksearch.indexer.milvus_testing import free_port
+from ranksearch.service.errors import retry_delay_s, to_status
+
+
+def _milvus(server, prefix):
+    return {"store": {"kind": "milvus", "uri": server.uri, "collection_prefix": prefix, "timeout_s": 30}}
+
+
+def test_service_end_to_end_over_milvus(make_server, milvus_lite):
+    prefix = f"s{uuid.uuid4().hex[:8]}_"
+    server = make_server(**_milvus(milvus_lite, prefix))
+    client = server.client()
+    client.create_collection("docs")
+    texts = {"read": "read a file line by line", "sort": "sort a list of numbers",
+             "hash": "compute a sha256 hash", "gzip": "compress data with gzip"}
+    assert client.upsert("docs", [Document(i, t, {"kind": i}) for i, t in texts.items()]) == 4
+    for doc_id, text in texts.items():
+        hit = client.search(text, k=2, include_text=True).hits[0]
+        assert (hit.id, hit.text) == (doc_id, text)
+        assert hit.score == pytest.approx(1.0, abs=1e-4)
+    assert [h.id for h in client.search("x", k=4, filter={"kind": "sort"}).hits] == ["sort"]
+    assert client.delete("docs", ["sort", "nope"]) == 1
+    assert "sort" not in [h.id for h in client.search("sort a list of numbers", k=4).hits]
+    stats = client.stats("docs")
+    assert stats.collections[0].documents == 3
+    with pytest.raises(RpcFailed) as info:
+        client.search("x", filter={"kind": "a\x01b"})
+    assert info.value.code.name == "INVALID_ARGUMENT" and info.value.field == "filter.kind"
+
+
+def test_a_second_store_on_the_same_milvus_sees_collections_and_writes(milvus_lite):
+    prefix = f"r{uuid.uuid4().hex[:8]}_"
+    a = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    b = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    a.open(), b.open()
+    try:
+        a.create_collection("shared", [VariantSpec("v", 4)])
+        x = np.eye(4, dtype=np.float32)
+        b.upsert("shared", [StoredDocument(f"d{i}", "t") for i in range(4)], {"v": x})  # b opened before
+        assert [h.id for h in a.search("shared", None, x[2:3], 1)[0]] == ["d2"]
+        assert [c.name for c in b.list_collections()] == ["shared"]
+        b.delete_collection("shared")
+        assert a.list_collections() == []
+    finally:
+        a.close(), b.close()
+
+
+def test_lexical_modes_and_control_characters_are_refused_naming_the_field(milvus_lite):
+    store = MilvusStore(milvus_lite.uri, collection_prefix=f"m{uuid.uuid4().hex[:8]}_", timeout_s=30)
+    store.open()
+    try:
+        store.create_collection("c", [VariantSpec("v", 4)])
+        q = np.ones((1, 4), np.float32)
+        with pytest.raises(FailedPrecondition) as info:
+            store.search("c", None, q, 3, mode="hybrid")
+        assert info.value.field == "mode"
+        with pytest.raises(InvalidArgument) as info:
+            store.search("c", None, q, 3, filter={"k": "nul\x00"})
+        assert info.value.field == "filter.k"
+        with pytest.raises(InvalidArgument) as info:
+            store.upsert("c", [StoredDocument("d", "é" * 40000)], {"v": q})
+        assert info.value.field == "documents[0].text" and "65535" in info.value.message
+        with pytest.raises(InvalidArgument) as info:
+            store.create_collection("f", [VariantSpec("v", 4, index=IndexSpec("IVF64,PQ8"))])
+        assert info.value.field == "variants[0].index.kind"
+    finally:
+        store.delete_collection("c")
+        store.close()
+
+
+def test_unreachable_milvus_is_unavailable_with_a_retry_hint():
+    store = MilvusStore(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    with pytest.raises(Unavailable) as info:
+        store.open()
+    assert info.value.field == "store" and "retry" in info.value.message
+    status = to_status(info.value)
+    assert status.code.name == "UNAVAILABLE"
+
+    class Call:  # what rpc_status.from_call reads from a client-side error
+        def trailing_metadata(self):
+            return status.trailing_metadata
+
+        def code(self):
+            return status.code
+
+        def details(self):
+            return status.details
+
+    assert retry_delay_s(Call()) == pytest.approx(info.value.retry_after_s)
+
+
+def test_the_core_imports_no_grpc():
+    code = "import sys, ranksearch.service.core; print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"

@@ -111,3 +111,23 @@ def test_the_core_imports_no_grpc():
     code = "import sys, ranksearch.service.core; print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+def test_doctor_checks_milvus_reachability_version_and_load_state(milvus_lite, tmp_path):
+    from ranksearch.service.doctor import FAIL, OK, run_doctor
+
+    prefix = f"dr{uuid.uuid4().hex[:8]}_"
+    store = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    store.open()
+    store.create_collection("docs", [VariantSpec("v", 4)])
+    store.close()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: {{kind: milvus, uri: '{milvus_lite.uri}', collection_prefix: {prefix}}}\n"
+                      f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: null}}\nlisten: 127.0.0.1:0\n")
+    (check,) = [c for c in run_doctor(str(config), load_models=False) if c.name == "milvus"]
+    assert check.status == OK and "milvus_lite" in check.detail and "docs: Loaded, 0 documents" in check.detail
+    assert not [c for c in run_doctor(str(config), load_models=False) if c.name == "index"]
+    config.write_text(f"store: {{kind: milvus, uri: 'http://127.0.0.1:{free_port()}', timeout_s: 2}}\n"
+                      f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: null}}\nlisten: 127.0.0.1:0\n")
+    (check,) = [c for c in run_doctor(str(config), load_models=False) if c.name == "milvus"]
+    assert check.status == FAIL and "cannot be reached" in check.detail

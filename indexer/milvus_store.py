@@ -43,7 +43,12 @@ _COLLECTION_NOT_FOUND = 100
 _NOT_LOADED = 101
 _UNREACHABLE_WORDS = ("unavailable", "connect", "deadline", "timeout", "timed out", "closed", "socket")
 RETRY_AFTER_S = 2.0
+MAX_VARIANTS = 16  # Milvus allows few vector fields per collection (proxy.maxVectorFieldNum)
 WRITE_CHUNK_BYTES = 32 << 20  # rows per Milvus upsert call: well under its 64 MiB message limit
+
+
+class _NotLoaded(FailedPrecondition):
+    """Milvus released the collection (a restart does); _loaded_call loads it."""
 
 
 class MilvusStore:
@@ -100,6 +105,7 @@ class MilvusStore:
 
     def _call(self, what: str, fn: Callable[[], Any], collection: str = "") -> Any:
         """Run one pymilvus call; map its failures onto ranksearch errors."""
+        import grpc
         from pymilvus.exceptions import MilvusException
 
         try:
@@ -109,15 +115,13 @@ class MilvusStore:
             if code == _COLLECTION_NOT_FOUND and collection:
                 self._forget(collection)
                 raise NotFound("collection", f"collection {collection!r} does not exist in Milvus") from None
+            if code == _NOT_LOADED:
+                raise _NotLoaded("store", f"Milvus has not loaded the collection ({what}: {message})") from None
             if code == _CONNECT_FAILED or any(w in message.lower() for w in _UNREACHABLE_WORDS):
                 raise self._unavailable(what, message) from None
             raise FailedPrecondition("store", f"Milvus refused {what}: {message}") from None
-        except (ConnectionError, OSError, TimeoutError) as exc:
+        except (ConnectionError, OSError, TimeoutError, grpc.RpcError) as exc:  # a channel that broke mid-call
             raise self._unavailable(what, str(exc)) from None
-        except Exception as exc:  # grpc.RpcError from a channel that broke mid-call
-            if type(exc).__module__.startswith("grpc"):
-                raise self._unavailable(what, str(exc)) from None
-            raise
 
     def _unavailable(self, what: str, message: str) -> Unavailable:
         return Unavailable("store", f"Milvus at {self.uri} cannot be reached ({what}: {message[:200]}); "
@@ -128,9 +132,8 @@ class MilvusStore:
         (a restarted milvus-lite does)."""
         try:
             return self._call(what, fn, definition.name)
-        except FailedPrecondition as exc:
-            if "load" not in exc.message.lower() and str(_NOT_LOADED) not in exc.message:
-                raise
+        except _NotLoaded:
+            pass
         client = self._connected()
         self._call("load_collection", lambda: client.load_collection(
             definition.physical, replica_number=self.replica_number, timeout=self.timeout), definition.name)
@@ -182,10 +185,12 @@ class MilvusStore:
     def create_collection(self, name: str, variants: list[VariantSpec],
                           default_variant: str | None = None) -> CollectionInfo:
         v.check_name(name, "name")
-        if not variants:
-            raise InvalidArgument("variants", "needs at least one variant")
+        if not variants or len(variants) > MAX_VARIANTS:
+            raise InvalidArgument("variants", f"needs 1 to {MAX_VARIANTS} variants, got {len(variants)}")
         for i, spec in enumerate(variants):
             v.check_name(spec.name, f"variants[{i}].name")
+            if not isinstance(spec.encoder, str) or len(spec.encoder) > 4096:
+                raise InvalidArgument(f"variants[{i}].encoder", "must be a string of at most 4096 characters")
             if isinstance(spec.dim, bool) or not isinstance(spec.dim, int) or not 2 <= spec.dim <= 32768:
                 raise InvalidArgument(f"variants[{i}].dim", f"must be an integer in 2..32768, got {spec.dim!r}")
         if len({s.name for s in variants}) != len(variants):
@@ -199,12 +204,14 @@ class MilvusStore:
         client = self._connected()
         schema, indexes = ms.data_schema(type(client), definition, self.config.max_id_length)
         if self._call("has_collection", lambda: client.has_collection(definition.physical, timeout=self.timeout)):
-            # left by a create that failed before its definition was written, or by a
-            # racing replica: start from an empty one
-            self._call("drop_collection", lambda: client.drop_collection(definition.physical, timeout=self.timeout))
-        self._call("create_collection", lambda: client.create_collection(
-            definition.physical, schema=schema, index_params=indexes, shards_num=self.shards_num,
-            consistency_level=self.consistency, timeout=self.timeout))
+            # left by a create that failed before its definition was written, or being
+            # created by another replica right now: use it only if it is empty and has
+            # exactly these fields (never drop what may hold someone's documents)
+            self._check_reusable(definition)
+        else:
+            self._call("create_collection", lambda: client.create_collection(
+                definition.physical, schema=schema, index_params=indexes, shards_num=self.shards_num,
+                consistency_level=self.consistency, timeout=self.timeout))
         self._call("load_collection", lambda: client.load_collection(
             definition.physical, replica_number=self.replica_number, timeout=self.timeout))
         # the definition is written last: a collection is visible once it is usable
@@ -213,6 +220,18 @@ class MilvusStore:
             timeout=self.timeout))
         self._defs = {**self._defs, name: definition}
         return CollectionInfo(name, list(variants), default, 0)
+
+    def _check_reusable(self, definition: ms.Definition) -> None:
+        client = self._connected()
+        described = self._call("describe_collection", lambda: client.describe_collection(
+            definition.physical, timeout=self.timeout))
+        have = {f["name"] for f in described["fields"]}
+        want = {"id", "text", "metadata", "content_sha256", "version"} | {
+            name for f in definition.variants.values() for name in (f.field, f.exact_field)}
+        if have != want or self._count(definition):
+            raise AlreadyExists("name", f"Milvus collection {definition.physical} exists without a ranksearch "
+                                "definition and is not an empty collection of these variants; drop it in "
+                                "Milvus or choose another name")
 
     def list_collections(self) -> list[CollectionInfo]:
         infos = []
@@ -229,10 +248,11 @@ class MilvusStore:
     def delete_collection(self, name: str) -> None:
         definition = self._definition(name, "name")
         client = self._connected()
-        # the definition goes first: no replica sees a collection whose data is gone
+        # the data goes first: if the definition's delete then fails, a retry of this
+        # call finds the definition and completes (dropping a missing collection is a no-op)
+        self._call("drop_collection", lambda: client.drop_collection(definition.physical, timeout=self.timeout))
         self._call("delete meta", lambda: client.delete(
             ms.meta_name(self.prefix), filter=f"name == {literal(name, 'name')}", timeout=self.timeout))
-        self._call("drop_collection", lambda: client.drop_collection(definition.physical, timeout=self.timeout))
         self._forget(name)
 
     # ------------------------------------------------------------ documents

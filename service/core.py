@@ -1,7 +1,8 @@
 """SearchCore: collections, upsert, delete, get, search and embed over the store
-(ranksearch.indexer.port.StoragePort: embedded Indexer or Milvus) and one Embedder per model folder. It knows nothing of gRPC: it takes plain values,
-raises ranksearch.errors, and is told through ``alive()`` whether its caller still
-waits (so it can stop work when a client gives up).
+(ranksearch.indexer.port.StoragePort: the embedded Indexer or Milvus) and one
+Embedder per model folder. It knows nothing of gRPC: it takes plain values, raises
+ranksearch.errors, and is told through ``alive()`` whether its caller still waits
+(so it can stop work when a client gives up).
 
 Threading: called from many handler threads at once. Encoding goes through one
 MicroBatcher (worker thread) per model folder; the Indexer does its own locking.

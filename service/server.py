@@ -2,10 +2,11 @@
 metrics endpoint, start-up recovery in the background, graceful shutdown.
 
 Start-up order: bind the port and serve health (NOT_SERVING) at once; in a
-background thread open the store (embedded Indexer: recovery; Milvus: connect), convert the default encoder if
-missing, bootstrap an empty data dir, create configured collections, load every
-variant's encoder; then flip health to SERVING. SearchService calls before that
-answer UNAVAILABLE.
+background thread open the store (embedded Indexer: recovery; Milvus: connect),
+convert the default encoder if missing, bootstrap an empty data dir, create
+configured collections, load every variant's encoder; then flip health to SERVING.
+SearchService calls before that answer UNAVAILABLE. With a networked store (Milvus)
+health then follows its reachability.
 """
 from __future__ import annotations
 

@@ -131,3 +131,31 @@ def test_doctor_checks_milvus_reachability_version_and_load_state(milvus_lite, t
                       f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: null}}\nlisten: 127.0.0.1:0\n")
     (check,) = [c for c in run_doctor(str(config), load_models=False) if c.name == "milvus"]
     assert check.status == FAIL and "cannot be reached" in check.detail
+
+
+def test_create_reuses_only_an_empty_leftover_and_delete_can_be_retried(milvus_lite):
+    from pymilvus import MilvusClient
+
+    from ranksearch.errors import AlreadyExists
+    from ranksearch.indexer.milvus_schema import physical_name
+
+    prefix = f"lo{uuid.uuid4().hex[:8]}_"
+    store = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    store.open()
+    raw = MilvusClient(uri=milvus_lite.uri)
+    try:
+        store.create_collection("c", [VariantSpec("v", 4)])
+        store.upsert("c", [StoredDocument("d", "t")], {"v": np.ones((1, 4), np.float32)})
+        # a definition lost while its data stays (removed by hand): never reused, never dropped
+        raw.delete(f"{prefix}meta", filter='name == "c"')
+        with pytest.raises(AlreadyExists) as info:
+            store.create_collection("c", [VariantSpec("v", 4)])
+        assert "not an empty collection" in info.value.message
+        raw.drop_collection(physical_name(prefix, "c"))
+        store.create_collection("c", [VariantSpec("v", 4)])
+        raw.drop_collection(physical_name(prefix, "c"))  # a delete that died after the drop
+        store.delete_collection("c")  # the retry completes
+        assert store.list_collections() == []
+    finally:
+        raw.close()
+        store.close()

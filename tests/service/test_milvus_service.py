@@ -159,3 +159,29 @@ def test_create_reuses_only_an_empty_leftover_and_delete_can_be_retried(milvus_l
     finally:
         raw.close()
         store.close()
+
+
+def test_store_config_is_typed_and_the_token_comes_from_the_environment(monkeypatch):
+    from ranksearch.errors import ConfigError
+    from ranksearch.service.config import ServiceConfig, from_dict
+    from ranksearch.service.storage import make_store
+
+    bad = [({"kind": "milvus", "urii": "x"}, "store.urii"), ({"consistency_level": "strong"}, "store.consistency_level"),
+           ({"uri": "ftp://h:1"}, "store.uri"), ({"ca_file": "/ca.pem"}, "store.ca_file"),
+           ({"shards_num": 0}, "store.shards_num"), ({"collection_prefix": "9x"}, "store.collection_prefix")]
+    for section, field in bad:
+        with pytest.raises(ConfigError) as info:
+            from_dict(ServiceConfig, {"store": section})
+        assert info.value.field == field, section
+    config = from_dict(ServiceConfig, {"store": {"kind": "milvus", "uri": "https://milvus.internal:19530",
+                                                 "token_env": "MILVUS_TOKEN_FOR_TEST", "ca_file": "/etc/ca.pem",
+                                                 "server_name": "milvus.internal"}})
+    with pytest.raises(ConfigError) as info:
+        config.store.token({})
+    assert info.value.field == "store.token_env"
+    assert config.store.token({"MILVUS_TOKEN_FOR_TEST": "root:secret"}) == "root:secret"
+    monkeypatch.setenv("MILVUS_TOKEN_FOR_TEST", "root:secret")
+    store = make_store(config)  # not opened: no connection is made
+    assert store._connect_args["token"] == "root:secret"
+    assert store._connect_args["server_pem_path"] == "/etc/ca.pem"
+    assert store._connect_args["uri"].startswith("https://")  # pymilvus: https = TLS

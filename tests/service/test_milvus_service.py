@@ -185,3 +185,23 @@ def test_store_config_is_typed_and_the_token_comes_from_the_environment(monkeypa
     assert store._connect_args["token"] == "root:secret"
     assert store._connect_args["server_pem_path"] == "/etc/ca.pem"
     assert store._connect_args["uri"].startswith("https://")  # pymilvus: https = TLS
+
+
+def test_import_with_two_servers_spreads_batches_over_both_replicas(make_server, milvus_lite, tmp_path, capsys):
+    import json
+
+    from ranksearch.cli import main
+
+    store = _milvus(milvus_lite, f"i{uuid.uuid4().hex[:8]}_")
+    a = make_server(data_dir=tmp_path / "a", **store)
+    b = make_server(data_dir=tmp_path / "b", **store)
+    a.client().create_collection("docs")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document number {i}"}) + "\n"
+                              for i in range(60)))
+    rc = main(["import", str(corpus), "--collection", "docs", "--batch-size", "5", "--quiet",
+               "--server", a.address, "--server", b.address])
+    assert rc == 0 and "imported 60" in capsys.readouterr().out
+    upserts = [s.server.access.counts.get("Upsert", 0) for s in (a, b)]
+    assert sum(upserts) == 12 and min(upserts) >= 1, upserts  # each replica encoded a share
+    assert b.client().stats("docs").collections[0].documents == 60

@@ -3,10 +3,10 @@
 Two stores implement it: the embedded ``ranksearch.indexer.Indexer`` (SQLite +
 FAISS in the data directory, one process) and ``ranksearch.indexer.milvus_store.
 MilvusStore`` (a Milvus server or cluster shared by any number of stateless
-ranksearch replicas). ``service/core.py``, ``service/bootstrap.py``,
-``service/server.py`` and ``service/doctor.py`` use only these methods, so a store
-is chosen in one place (``ranksearch.service.storage.open_store``) and the API does
-not change with it.
+ranksearch replicas). ``service/core.py``, ``service/bootstrap.py`` (through the
+core) and ``service/server.py`` use only these methods (the Milvus leg of
+``service/doctor.py`` too), so a store is chosen in one place
+(``ranksearch.service.storage.make_store``) and the API does not change with it.
 
 Values are the plain types of ``ranksearch.indexer.types``; errors are
 ``ranksearch.errors`` (InvalidArgument / NotFound naming the field, Unavailable when

@@ -14,7 +14,7 @@ import pytest
 
 from ranksearch.client import Document, RpcFailed
 from ranksearch.indexer import Indexer
-from ranksearch.indexer.migrate import migrate, migrate_collection
+from ranksearch.indexer.migrate import migrate_collection
 from ranksearch.indexer.milvus_store import MilvusStore
 from ranksearch.indexer.milvus_testing import MilvusLite
 from ranksearch.service.testing import TINY_SENTENCES, ServeProcess
@@ -31,7 +31,13 @@ def _docs(prefix: str, n: int, start: int = 0) -> list[Document]:
             for i in range(start, start + n)]
 
 
-def test_migrated_collection_serves_the_same_top10(make_server, milvus_lite, tmp_path):
+def test_migrated_collection_serves_the_same_top10(make_server, milvus_lite, tmp_path, capsys):
+    import json
+
+    import yaml
+
+    from ranksearch.cli import main
+
     data = tmp_path / "data"
     queries = TINY_SENTENCES[:10]
     with_embedded = make_server(data_dir=data)
@@ -57,12 +63,16 @@ def test_migrated_collection_serves_the_same_top10(make_server, milvus_lite, tmp
         with pytest.raises(Crash):
             migrate_collection(source, target, "docs", data / "service", batch=40,
                                progress=crash_after_first_batch)
-        report = migrate(source, target, data / "service", batch=40)
     finally:
         source.close()
         target.close()
+    config = tmp_path / "milvus.yaml"
+    config.write_text(yaml.safe_dump({"store": _store(milvus_lite, prefix)}))
+    capsys.readouterr()
+    rc = main(["migrate", "--to", "milvus", "--config", str(config), "--data-dir", str(data), "--batch", "40"])
+    report = json.loads(capsys.readouterr().out)
     entry = report["collections"]["docs"]
-    assert report["ok"], report
+    assert rc == 0 and report["ok"], report
     assert entry["resumed_from_seq"] > 0 and entry["copied"] == 148 - 40
     assert entry["documents"] == entry["milvus_documents"] == 148 and entry["sampled"] == 20
 

@@ -44,6 +44,7 @@ _NOT_LOADED = 101
 _UNREACHABLE_WORDS = ("unavailable", "connect", "deadline", "timeout", "timed out", "closed", "socket")
 RETRY_AFTER_S = 2.0
 MAX_VARIANTS = 16  # Milvus allows few vector fields per collection (proxy.maxVectorFieldNum)
+IDS_PER_QUERY = 1000  # ids per `id in [...]` expression
 WRITE_CHUNK_BYTES = 32 << 20  # rows per Milvus upsert call: well under its 64 MiB message limit
 
 
@@ -257,15 +258,19 @@ class MilvusStore:
 
     # ------------------------------------------------------------ documents
 
-    def _existing(self, definition: ms.Definition, ids: list[str], fields: list[str]) -> dict[str, dict]:
-        """id -> row (with `fields`) of the ids that exist, read with Strong consistency."""
-        if not ids:
-            return {}
+    def _rows(self, definition: ms.Definition, ids: list[str], fields: list[str],
+              consistency: str = "Strong") -> dict[str, dict]:
+        """id -> row (with `fields`) of the ids that exist, IDS_PER_QUERY ids per query
+        (bounded expressions and result sets)."""
         client = self._connected()
-        rows = self._loaded_call("query ids", definition, lambda: client.query(
-            definition.physical, filter=ids_expression(ids), output_fields=["id", *fields],
-            consistency_level="Strong", timeout=self.timeout))
-        return {r["id"]: r for r in rows}
+        found: dict[str, dict] = {}
+        for start in range(0, len(ids), IDS_PER_QUERY):
+            expr = ids_expression(ids[start:start + IDS_PER_QUERY])
+            rows = self._loaded_call("query ids", definition, lambda: client.query(
+                definition.physical, filter=expr, output_fields=["id", *fields],
+                consistency_level=consistency, timeout=self.timeout))
+            found.update((r["id"], r) for r in rows)
+        return found
 
     def upsert(self, collection: str, docs: list[Document], vectors: dict[str, np.ndarray]) -> int:
         cfg = self.config
@@ -287,7 +292,7 @@ class MilvusStore:
             metas.append(dict(doc.metadata))
         if not docs:
             return 0
-        versions = self._existing(definition, [d.id for d in docs], ["version"])
+        versions = self._rows(definition, [d.id for d in docs], ["version"])
         rows = []
         for i, doc in enumerate(docs):
             row = {"id": doc.id, "text": doc.text, "metadata": metas[i],
@@ -312,24 +317,21 @@ class MilvusStore:
     def delete(self, collection: str, ids: list[str]) -> int:
         definition = self._definition(collection)
         ids = v.check_ids(ids, "ids", self.config.max_id_length, self.config.max_batch)
-        existing = [i for i in ids if i in self._existing(definition, ids, [])]
-        if existing:
-            client = self._connected()
-            self._call("delete", lambda: client.delete(definition.physical, filter=ids_expression(existing),
-                                                       timeout=self.timeout), definition.name)
+        found = self._rows(definition, ids, [])
+        existing = [i for i in ids if i in found]
+        client = self._connected()
+        for start in range(0, len(existing), IDS_PER_QUERY):
+            expr = ids_expression(existing[start:start + IDS_PER_QUERY])
+            self._call("delete", lambda: client.delete(definition.physical, filter=expr, timeout=self.timeout),
+                       definition.name)
         return len(existing)
 
     def get(self, collection: str, ids: list[str]) -> list[Document]:
         definition = self._definition(collection)
         ids = v.check_ids(ids, "ids", self.config.max_id_length, self.config.max_batch)
-        if not ids:
-            return []
-        client = self._connected()
-        rows = self._loaded_call("get", definition, lambda: client.query(
-            definition.physical, filter=ids_expression(ids), output_fields=["id", "text", "metadata", "version"],
-            consistency_level=self.consistency, timeout=self.timeout))
-        found = {r["id"]: Document(r["id"], r["text"], dict(r["metadata"] or {}), int(r["version"])) for r in rows}
-        return [found[i] for i in ids if i in found]
+        rows = self._rows(definition, ids, ["text", "metadata", "version"], self.consistency)
+        return [Document(i, rows[i]["text"], dict(rows[i]["metadata"] or {}), int(rows[i]["version"]))
+                for i in ids if i in rows]
 
     # ------------------------------------------------------------ search
 

@@ -181,3 +181,14 @@ def test_stats_and_list(store):
     assert store.list_collections() == []
     with pytest.raises(NotFound):
         store.search("c", None, np.ones((1, DIM), np.float32), 1)
+
+
+def test_batches_larger_than_one_milvus_query_expression(store):
+    """get/delete/replace of more ids than one `id in [...]` expression holds (1000)."""
+    x, _ = fill(store, n=1500)
+    ids_all = [f"d{i}" for i in range(1500)]
+    assert [d.id for d in store.get("c", ids_all[::-1])] == ids_all[::-1]
+    store.upsert("c", [Document(i, "again") for i in ids_all[:1200]], {"flat": x[:1200]})
+    assert {d.version for d in store.get("c", ids_all)} == {1, 2}
+    assert store.delete("c", ids_all[:1200]) == 1200
+    assert [d.id for d in store.get("c", ids_all)] == ids_all[1200:]

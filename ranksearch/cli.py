@@ -20,6 +20,7 @@ _PACKAGES = (
     "ranksearch.encoder.cli",  # train, convert, corpus
     "ranksearch.indexer.cli",  # backup, restore, verify, rebuild
     "ranksearch.service.cli",  # serve, config, query, upsert/import, delete, get, stats, collections, version, doctor
+    "ranksearch.service.migrate_cli",  # migrate --to milvus
     "ranksearch.evaluation.cli",  # eval, probe
 )
 

@@ -41,7 +41,20 @@ class ResourceExhausted(RanksearchError):
 
 
 class Unavailable(RanksearchError):
+    """A dependency (the Milvus store) cannot be reached; the call did nothing and
+    may be retried after `retry_after_s` seconds (sent as google.rpc.RetryInfo)."""
+
     code = "UNAVAILABLE"
+
+    def __init__(self, field: str, message: str, retry_after_s: float = 1.0):
+        super().__init__(field, message)
+        self.retry_after_s = retry_after_s
+
+
+class DeadlineExceeded(RanksearchError):
+    """The client's deadline passed or it cancelled; the work was stopped."""
+
+    code = "DEADLINE_EXCEEDED"
 
 
 class ConfigError(InvalidArgument):

@@ -20,7 +20,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from ranksearch.service.errors import DeadlineExceeded
+from ranksearch.errors import DeadlineExceeded
 
 EncodeFn = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) float32
 

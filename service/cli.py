@@ -27,10 +27,15 @@ def _client(args):
                         server_name=args.server_name, timeout=args.timeout)
 
 
-def _client_options(p: argparse.ArgumentParser) -> None:
+def _client_options(p: argparse.ArgumentParser, multi_server: bool = False) -> None:
     g = p.add_argument_group("connection")
-    g.add_argument("--server", default=os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER),
-                   help="HOST:PORT (env RANKSEARCH_SERVER; default %(default)s)")
+    if multi_server:  # repeatable: one replica per --server (client/spread.py)
+        g.add_argument("--server", action="append", type=str, default=None,
+                       help="HOST:PORT, repeat to spread batches over replicas "
+                            "(env RANKSEARCH_SERVER; default 127.0.0.1:50051)")
+    else:
+        g.add_argument("--server", default=os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER),
+                       help="HOST:PORT (env RANKSEARCH_SERVER; default %(default)s)")
     g.add_argument("--token", default=os.environ.get("RANKSEARCH_TOKEN", ""),
                    help="bearer token (env RANKSEARCH_TOKEN)")
     g.add_argument("--tls", action="store_true", help="connect with TLS (system roots unless --ca)")
@@ -197,6 +202,12 @@ def _import(args) -> int:
             wheres.append(d.where)
             yield Document(d.id, text, metadata)
 
+    servers = args.server or [os.environ.get("RANKSEARCH_SERVER", DEFAULT_SERVER)]
+    if len(servers) > 1:  # batches spread over the replicas; a re-run resumes the same way
+        n = _import_spread(args, servers, docs())
+        print(f"imported {n} into {args.collection} over {len(servers)} servers")
+        return 0
+    args.server = servers[0]
     count = unchanged = 0
     bar = tqdm(total=total, desc=f"import into {args.collection}", unit="doc", disable=args.quiet)
     try:
@@ -228,6 +239,21 @@ def _import(args) -> int:
     print(f"imported {count} into {args.collection} ({count - unchanged} written, "
           f"{unchanged} unchanged and skipped)")
     return 0
+
+
+def _import_spread(args, servers: list[str], documents) -> int:
+    """`import --server A --server B`: batches spread over the replicas (client/spread.py)."""
+    from ranksearch.client.spread import upsert_spread
+
+    clients = []
+    for server in servers:
+        args.server = server
+        clients.append(_client(args))
+    try:
+        return upsert_spread(clients, args.collection, documents, args.batch_size, args.timeout)
+    finally:
+        for client in clients:
+            client.close()
 
 
 @_rpc_errors
@@ -389,7 +415,7 @@ def register(sub) -> None:
                    help="documents per call (default %(default)s); each call gets --timeout")
     p.add_argument("--with-title", action="store_true", help="encode 'title: text' instead of the text alone")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    _client_options(p)
+    _client_options(p, multi_server=True)
     p.set_defaults(func=_import)
 
     for name, func, help_text, collection in (

@@ -242,6 +242,65 @@ class BootstrapSection:
     collection: str = _f("stdlib", "name of the collection it creates")
 
 
+CONSISTENCY_LEVELS = ("Strong", "Bounded", "Session", "Eventually")
+STORE_KINDS = ("embedded", "milvus")
+
+
+@dataclass
+class StoreSection:
+    """Where documents and vectors live: 'embedded' (SQLite + FAISS under data_dir, one
+    process) or 'milvus' (a Milvus server or cluster shared by stateless replicas;
+    docs/SCALE_OUT.md)."""
+
+    kind: str = _f("embedded", "'embedded' or 'milvus'")
+    uri: str = _f("http://127.0.0.1:19530", "Milvus address; https:// turns on TLS (milvus only)")
+    token_env: str = _f("", "name of the environment variable holding the Milvus token "
+                        "('user:password' or an API key); '' = no authentication")
+    db_name: str = _f("default", "Milvus database")
+    collection_prefix: str = _f("ranksearch_", "prefix of every Milvus collection this service owns")
+    shards_num: int = _f(1, "Milvus shards per new collection (write parallelism; 1-16)")
+    replica_number: int = _f(1, "in-memory Milvus replicas per collection when loaded (query throughput, HA)")
+    consistency_level: str = _f("Strong", "Strong, Bounded, Session or Eventually: what a read "
+                                "sees right after a write (docs/SCALE_OUT.md)")
+    ca_file: str = _f("", "PEM CA bundle to verify Milvus's TLS certificate (uri https://)")
+    server_name: str = _f("", "expected TLS server name of Milvus (override)")
+    timeout_s: float = _f(10.0, "deadline of each call to Milvus; past it the RPC answers UNAVAILABLE")
+
+    def __post_init__(self):
+        if self.kind not in STORE_KINDS:
+            raise ConfigError("kind", f"unknown store kind {self.kind!r}; expected one of {STORE_KINDS}")
+        if not re.fullmatch(r"(https?|tcp|grpc)://[^\s/]+(:\d+)?/?", self.uri):
+            raise ConfigError("uri", f"{self.uri!r} is not http(s)://HOST:PORT")
+        if self.token_env and not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,127}", self.token_env):
+            raise ConfigError("token_env", f"{self.token_env!r} is not an environment variable name")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,63}", self.db_name):
+            raise ConfigError("db_name", f"{self.db_name!r} is not a Milvus database name")
+        if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,31}", self.collection_prefix):
+            raise ConfigError("collection_prefix", "must be 1-32 letters, digits or '_', "
+                              f"not starting with a digit, got {self.collection_prefix!r}")
+        if not 1 <= self.shards_num <= 16:
+            raise ConfigError("shards_num", f"must be between 1 and 16, got {self.shards_num}")
+        if not 1 <= self.replica_number <= 64:
+            raise ConfigError("replica_number", f"must be between 1 and 64, got {self.replica_number}")
+        if self.consistency_level not in CONSISTENCY_LEVELS:
+            raise ConfigError("consistency_level", f"unknown level {self.consistency_level!r}; "
+                              f"expected one of {CONSISTENCY_LEVELS}")
+        if not 0 < self.timeout_s <= 600:
+            raise ConfigError("timeout_s", f"must be in (0, 600], got {self.timeout_s}")
+        if (self.ca_file or self.server_name) and not self.uri.startswith("https://"):
+            raise ConfigError("ca_file" if self.ca_file else "server_name",
+                              "TLS options need an https:// uri")
+
+    def token(self, environ: dict[str, str] | None = None) -> str:
+        """The Milvus token from the environment variable `token_env` ('' = none)."""
+        if not self.token_env:
+            return ""
+        environ = os.environ if environ is None else environ
+        if self.token_env not in environ:
+            raise ConfigError("store.token_env", f"environment variable {self.token_env} is not set")
+        return environ[self.token_env]
+
+
 @dataclass
 class ServiceConfig:
     """The whole service configuration (``ranksearch serve --config FILE``)."""
@@ -264,6 +323,7 @@ class ServiceConfig:
     logging: LoggingSection = _f(doc="log format", factory=LoggingSection)
     bootstrap: BootstrapSection = _f(doc="first start", factory=BootstrapSection)
     collections: list[CollectionSection] = _f(doc="collections created at start if missing", factory=list)
+    store: StoreSection = _f(doc="document and vector store (embedded or milvus)", factory=StoreSection)
     indexer: dict[str, Any] = _f(doc="ranksearch.indexer.IndexerConfig keys (snapshot_interval_s, "
                                  "faiss_threads, ...); request limits come from `limits`", factory=dict)
 

@@ -1,7 +1,8 @@
-"""SearchCore: collections, upsert, delete, get, search and embed over the Indexer
-and one Embedder per model folder. It knows nothing of gRPC: it takes plain values,
-raises ranksearch.errors, and is told through ``alive()`` whether its caller still
-waits (so it can stop work when a client gives up).
+"""SearchCore: collections, upsert, delete, get, search and embed over the store
+(ranksearch.indexer.port.StoragePort: the embedded Indexer or Milvus) and one
+Embedder per model folder. It knows nothing of gRPC: it takes plain values, raises
+ranksearch.errors, and is told through ``alive()`` whether its caller still waits
+(so it can stop work when a client gives up).
 
 Threading: called from many handler threads at once. Encoding goes through one
 MicroBatcher (worker thread) per model folder; the Indexer does its own locking.
@@ -18,12 +19,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from ranksearch.errors import FailedPrecondition, InvalidArgument, NotFound, RanksearchError
+from ranksearch.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, RanksearchError
+from ranksearch.indexer.port import StoragePort
 from ranksearch.indexer.request import DENSE_MODES, SearchRequest
 from ranksearch.indexer.validation import check_name
 from ranksearch.service.batcher import MicroBatcher
 from ranksearch.service.config import BatchingSection, IndexSection, LimitsSection
-from ranksearch.service.errors import DeadlineExceeded
 from ranksearch.service.logs import get_logger
 from ranksearch.service.routing import RoutingTable
 
@@ -74,7 +75,7 @@ class LatencyWindow:
 
 
 class SearchCore:
-    def __init__(self, indexer, data_dir: Path, *, limits: LimitsSection | None = None,
+    def __init__(self, indexer: StoragePort, data_dir: Path, *, limits: LimitsSection | None = None,
                  batching: BatchingSection | None = None, default_model: str = "default",
                  default_index: IndexSection | None = None, default_collection: str = "",
                  load_encoder: Callable[[Path], Any] | None = None,
@@ -164,6 +165,9 @@ class SearchCore:
         if not name:
             raise InvalidArgument(field_name, "is empty and the server has no default collection")
         info = self._collections.get(name)
+        if info is None:  # a shared store (Milvus): another replica may have created it
+            self.refresh()
+            info = self._collections.get(name)
         if info is None:
             raise NotFound(field_name, f"collection {name!r} does not exist "
                            f"(have: {', '.join(sorted(self._collections)) or 'none'})")

@@ -15,6 +15,9 @@ Each check answers one question and says what to do when the answer is no:
     ports       the gRPC and metrics ports are free, or held by the ranksearch server
                 running on this data dir (it holds the data dir's lock and answers)
     network     no network connection was attempted while the checks ran
+    milvus      (store.kind: milvus) Milvus answers, its version, and every
+                collection's load state; run outside the network recorder, since
+                reaching Milvus is intended
 
 A process-wide audit hook (PEP 578) records every socket connect and name lookup
 made while the checks run, so "no network access attempted" is observed, not
@@ -339,6 +342,31 @@ def check_index(data_dir: Path, server_running: bool) -> Check:
     return Check("index", OK, f"indexes consistent with the store: {_short(report)}")
 
 
+def check_milvus(config) -> Check:
+    """Milvus reachable (version), and each collection present and Loaded."""
+    from ranksearch.errors import RanksearchError
+    from ranksearch.service.storage import make_store
+
+    uri = config.store.uri
+    try:
+        store = make_store(config)
+        try:
+            store.open()
+            version = store.ping()
+            report = store.verify()
+        finally:
+            store.close()
+    except RanksearchError as exc:
+        return Check("milvus", FAIL, f"{uri}: {exc.message} (is Milvus running and store.uri right? "
+                     "deploy/RUNBOOK.md, Scale out)")
+    states = ", ".join(f"{name}: {c['load_state']}, {c['documents']} documents"
+                       for name, c in report["collections"].items()) or "no collections yet"
+    if not report["ok"]:
+        return Check("milvus", FAIL, f"{uri} (Milvus {version}): " + "; ".join(report["problems"])
+                     + " (fix: `ranksearch admin rebuild` loads and compacts)")
+    return Check("milvus", OK, f"{uri} answers (Milvus {version}); {states}")
+
+
 def _verify_problems(report: dict) -> list[str]:
     """Problems listed by Indexer.verify's report ({"ok", "problems", "collections"})."""
     problems = [str(p) for p in report["problems"]]
@@ -372,11 +400,14 @@ def run_doctor(config_path: str | None = None, data_dir: str | Path | None = Non
         if load_models:
             for label, folder in model_folders(config, ddir, model).items():
                 checks.append(check_model(label, folder, default=(label == "default_model")))
-        checks.append(check_index(ddir, running))
+        if config.store.kind == "embedded":
+            checks.append(check_index(ddir, running))
     if attempts:
         checks.append(Check("network", FAIL, "network access attempted: " + ", ".join(attempts[:5])))
     else:
         checks.append(Check("network", OK, "no connection or name lookup outside this host"))
+    if config.store.kind == "milvus":
+        checks.append(check_milvus(config))
     return checks
 
 

@@ -20,17 +20,14 @@ from __future__ import annotations
 import re
 
 import grpc
-from google.protobuf import any_pb2
+from google.protobuf import any_pb2, duration_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from ranksearch.errors import RanksearchError
+from ranksearch.errors import DeadlineExceeded, RanksearchError, Unavailable
 
-
-class DeadlineExceeded(RanksearchError):
-    """The client's deadline passed or it cancelled; the work was stopped."""
-
-    code = "DEADLINE_EXCEEDED"
+__all__ = ["DeadlineExceeded", "PermissionDenied", "Unauthenticated", "abort", "field_violations",
+           "grpc_code", "retry_delay_s", "to_status"]
 
 
 class Unauthenticated(RanksearchError):
@@ -60,19 +57,38 @@ def grpc_code(exc: RanksearchError) -> grpc.StatusCode:
 
 
 def to_status(exc: RanksearchError) -> grpc.Status:
-    """RanksearchError -> a grpc.Status (with BadRequest details for bad arguments)."""
+    """RanksearchError -> a grpc.Status (with BadRequest details for bad arguments and
+    RetryInfo for UNAVAILABLE)."""
     code = grpc_code(exc)
     details = []
     field, message = clip(exc.field), clip(exc.message)
     if field:
-        bad = error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=field, description=message)])
-        packed = any_pb2.Any()
-        packed.Pack(bad)
-        details.append(packed)
+        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=field, description=message)])))
+    if isinstance(exc, Unavailable):
+        delay = duration_pb2.Duration()
+        delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
+        details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
     text = f"{field}: {message}" if field else message
     status = status_pb2.Status(code=getattr(code_pb2, code.name), message=text, details=details)
     return rpc_status.to_status(status)
+
+
+def _pack(message) -> any_pb2.Any:
+    packed = any_pb2.Any()
+    packed.Pack(message)
+    return packed
+
+
+def retry_delay_s(call_or_error) -> float | None:
+    """Client side: the RetryInfo delay (seconds) an UNAVAILABLE answer carries."""
+    status = rpc_status.from_call(call_or_error)
+    for detail in status.details if status else []:
+        if detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
+            info = error_details_pb2.RetryInfo()
+            detail.Unpack(info)
+            return info.retry_delay.ToNanoseconds() / 1e9
+    return None
 
 
 def abort(context: grpc.ServicerContext, exc: RanksearchError):

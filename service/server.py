@@ -2,10 +2,11 @@
 metrics endpoint, start-up recovery in the background, graceful shutdown.
 
 Start-up order: bind the port and serve health (NOT_SERVING) at once; in a
-background thread open the Indexer (recovery), convert the default encoder if
-missing, bootstrap an empty data dir, create configured collections, load every
-variant's encoder; then flip health to SERVING. SearchService calls before that
-answer UNAVAILABLE.
+background thread open the store (embedded Indexer: recovery; Milvus: connect),
+convert the default encoder if missing, bootstrap an empty data dir, create
+configured collections, load every variant's encoder; then flip health to SERVING.
+SearchService calls before that answer UNAVAILABLE. With a networked store (Milvus)
+health then follows its reachability.
 """
 from __future__ import annotations
 
@@ -21,7 +22,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2
 from grpc_reflection.v1alpha import reflection
 
-from ranksearch.errors import ConfigError, RanksearchError
+from ranksearch.errors import ConfigError, RanksearchError, Unavailable
+from ranksearch.indexer.port import Reachable
 from ranksearch.service import bootstrap as first_start
 from ranksearch.service.auth import Authenticator
 from ranksearch.service.config import ServiceConfig
@@ -32,8 +34,10 @@ from ranksearch.service.interceptors import (AccessLogInterceptor, AuthIntercept
                                              LimitInterceptor, RequestIdInterceptor)
 from ranksearch.service.logs import get_logger
 from ranksearch.service.metrics import Metrics
+from ranksearch.service.storage import make_store
 
 SERVICE_NAME = SERVICE.full_name  # "ranksearch.v1.SearchService"
+STORE_HEALTH_INTERVAL_S = 1.0  # how often a networked store (Milvus) is pinged for health
 
 
 def _read(path: str) -> bytes:
@@ -130,11 +134,9 @@ class Server:
             import torch
 
             torch.set_num_threads(cfg.encoder_threads)
-            from ranksearch.indexer import Indexer
-
             data = cfg.data_path
             data.mkdir(parents=True, exist_ok=True)
-            self.indexer = Indexer(data / "index", cfg.indexer_config())
+            self.indexer = make_store(cfg)
             self.indexer.open()
             first_start.ensure_model(cfg)
             self.core = SearchCore(self.indexer, data, limits=cfg.limits, batching=cfg.batching,
@@ -153,12 +155,34 @@ class Server:
             self.startup_seconds = time.perf_counter() - self._started_at
             self.ready.set()
             self._set_health(health_pb2.HealthCheckResponse.SERVING)
+            if isinstance(self.indexer, Reachable):
+                threading.Thread(target=self._watch_store, name="store-health", daemon=True).start()
             self.log.info("serving", extra={"startup_seconds": round(self.startup_seconds, 2),
                                             "collections": sorted(c.name for c in
                                                                   self.core.list_collections())})
         except BaseException as exc:  # NOT_SERVING; `serve` exits 1, embedders check .failed
             self.failed = exc
             self.log.exception("start-up failed; health stays NOT_SERVING")
+
+    def _watch_store(self) -> None:
+        """Health follows the store's reachability (Milvus): NOT_SERVING while it cannot
+        be reached, so a load balancer sends traffic elsewhere; calls meanwhile answer
+        UNAVAILABLE with a retry hint."""
+        serving = True
+        while not self._stopped.wait(STORE_HEALTH_INTERVAL_S):
+            try:
+                self.indexer.ping()
+                ok = True
+            except Unavailable as exc:
+                ok, reason = False, exc.message
+            if ok != serving and not self._stopped.is_set():
+                serving = ok
+                self._set_health(health_pb2.HealthCheckResponse.SERVING if ok
+                                 else health_pb2.HealthCheckResponse.NOT_SERVING)
+                if ok:
+                    self.log.info("store reachable again: SERVING")
+                else:
+                    self.log.warning("store unreachable: NOT_SERVING", extra={"error": reason})
 
     def _ensure_configured_collections(self) -> None:
         existing = {c.name for c in self.core.list_collections()}

@@ -93,3 +93,67 @@ class LocalServer:
         for client in self._clients:
             client.close()
         self.server.stop(grace=1.0)
+
+
+class ServeProcess:
+    """A `ranksearch serve` process (its own Python, its own encoder) on a free
+    loopback port; ``kill()`` sends SIGKILL. For multi-replica tests and benchmarks:
+    give several the same ``store`` section and they are replicas of one service."""
+
+    def __init__(self, data_dir: Path, model_dir: Path, log: Path, **config: Any):
+        import yaml
+
+        from ranksearch.indexer.milvus_testing import free_port
+
+        self.data_dir = Path(data_dir)
+        target = self.data_dir / "models" / "default"
+        if not target.exists():
+            shutil.copytree(model_dir, target)
+        self.port = free_port()
+        settings: dict[str, Any] = {
+            "listen": f"127.0.0.1:{self.port}", "data_dir": str(self.data_dir), "threads": 8,
+            "encoder_threads": 1, "default_collection": "docs", "metrics": {"port": None},
+            "bootstrap": {"enabled": False}, "logging": {"level": "WARNING"},
+            "shutdown_grace_s": 2.0, **config}
+        self.config_path = self.data_dir / "serve.yaml"
+        self.config_path.write_text(yaml.safe_dump(settings))
+        self.log = Path(log)
+        self.proc = None
+
+    @property
+    def address(self) -> str:
+        return f"127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 300.0) -> "ServeProcess":
+        import subprocess
+        import sys
+
+        from ranksearch.client import SearchClient
+
+        env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen([sys.executable, "-m", "ranksearch.cli", "serve", "--config",
+                                          str(self.config_path)], stdout=log, stderr=log, env=env)
+        with SearchClient(self.address, timeout=10) as client:
+            client.wait_until_serving(timeout=timeout)
+        return self
+
+    def client(self, **kwargs: Any):
+        from ranksearch.client import SearchClient
+
+        kwargs.setdefault("timeout", 30.0)
+        return SearchClient(self.address, **kwargs)
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.kill()
+            self.proc.wait()
+
+    def stop(self) -> int | None:
+        if self.proc is not None and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except Exception:
+                self.kill()
+        return None if self.proc is None else self.proc.returncode

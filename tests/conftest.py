@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 
+from ranksearch.indexer.milvus_testing import MilvusLite
 from ranksearch.service.testing import LocalServer, build_tiny_model, make_test_config
 
 
@@ -36,3 +37,11 @@ def server(make_server):
     s = make_server()
     s.client().create_collection("docs")
     return s
+
+
+@pytest.fixture(scope="session")
+def milvus_lite(tmp_path_factory):
+    """One real `milvus-lite server` process on a free loopback port for the session;
+    tests keep apart through their own collection_prefix."""
+    with MilvusLite(tmp_path_factory.mktemp("milvus") / "data") as server:
+        yield server

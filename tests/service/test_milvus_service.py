@@ -1,0 +1,207 @@
+"""The service over the Milvus store (a real milvus-lite server process): the same
+API end to end, two stores on one Milvus see each other's collections, an
+unreachable Milvus answers UNAVAILABLE with a retry hint, and the core imports no
+gRPC."""
+from __future__ import annotations
+
+import subprocess
+import sys
+import uuid
+
+import numpy as np
+import pytest
+
+from ranksearch.client import Document, RpcFailed
+from ranksearch.errors import FailedPrecondition, InvalidArgument, Unavailable
+from ranksearch.indexer import Document as StoredDocument
+from ranksearch.indexer import IndexSpec, VariantSpec
+from ranksearch.indexer.milvus_store import MilvusStore
+from ranksearch.indexer.milvus_testing import free_port
+from ranksearch.service.errors import retry_delay_s, to_status
+
+
+def _milvus(server, prefix):
+    return {"store": {"kind": "milvus", "uri": server.uri, "collection_prefix": prefix, "timeout_s": 30}}
+
+
+def test_service_end_to_end_over_milvus(make_server, milvus_lite):
+    prefix = f"s{uuid.uuid4().hex[:8]}_"
+    server = make_server(**_milvus(milvus_lite, prefix))
+    client = server.client()
+    client.create_collection("docs")
+    texts = {"read": "read a file line by line", "sort": "sort a list of numbers",
+             "hash": "compute a sha256 hash", "gzip": "compress data with gzip"}
+    assert client.upsert("docs", [Document(i, t, {"kind": i}) for i, t in texts.items()]) == 4
+    for doc_id, text in texts.items():
+        hit = client.search(text, k=2, include_text=True).hits[0]
+        assert (hit.id, hit.text) == (doc_id, text)
+        assert hit.score == pytest.approx(1.0, abs=1e-4)
+    assert [h.id for h in client.search("x", k=4, filter={"kind": "sort"}).hits] == ["sort"]
+    assert client.delete("docs", ["sort", "nope"]) == 1
+    assert "sort" not in [h.id for h in client.search("sort a list of numbers", k=4).hits]
+    stats = client.stats("docs")
+    assert stats.collections[0].documents == 3
+    with pytest.raises(RpcFailed) as info:
+        client.search("x", filter={"kind": "a\x01b"})
+    assert info.value.code.name == "INVALID_ARGUMENT" and info.value.field == "filter.kind"
+
+
+def test_a_second_store_on_the_same_milvus_sees_collections_and_writes(milvus_lite):
+    prefix = f"r{uuid.uuid4().hex[:8]}_"
+    a = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    b = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    a.open(), b.open()
+    try:
+        a.create_collection("shared", [VariantSpec("v", 4)])
+        x = np.eye(4, dtype=np.float32)
+        b.upsert("shared", [StoredDocument(f"d{i}", "t") for i in range(4)], {"v": x})  # b opened before
+        assert [h.id for h in a.search("shared", None, x[2:3], 1)[0]] == ["d2"]
+        assert [c.name for c in b.list_collections()] == ["shared"]
+        b.delete_collection("shared")
+        assert a.list_collections() == []
+    finally:
+        a.close(), b.close()
+
+
+def test_lexical_modes_and_control_characters_are_refused_naming_the_field(milvus_lite):
+    store = MilvusStore(milvus_lite.uri, collection_prefix=f"m{uuid.uuid4().hex[:8]}_", timeout_s=30)
+    store.open()
+    try:
+        store.create_collection("c", [VariantSpec("v", 4)])
+        q = np.ones((1, 4), np.float32)
+        with pytest.raises(FailedPrecondition) as info:
+            store.search("c", None, q, 3, mode="hybrid")
+        assert info.value.field == "mode"
+        with pytest.raises(InvalidArgument) as info:
+            store.search("c", None, q, 3, filter={"k": "nul\x00"})
+        assert info.value.field == "filter.k"
+        with pytest.raises(InvalidArgument) as info:
+            store.upsert("c", [StoredDocument("d", "é" * 40000)], {"v": q})
+        assert info.value.field == "documents[0].text" and "65535" in info.value.message
+        with pytest.raises(InvalidArgument) as info:
+            store.create_collection("f", [VariantSpec("v", 4, index=IndexSpec("IVF64,PQ8"))])
+        assert info.value.field == "variants[0].index.kind"
+    finally:
+        store.delete_collection("c")
+        store.close()
+
+
+def test_unreachable_milvus_is_unavailable_with_a_retry_hint():
+    store = MilvusStore(f"http://127.0.0.1:{free_port()}", timeout_s=2)
+    with pytest.raises(Unavailable) as info:
+        store.open()
+    assert info.value.field == "store" and "retry" in info.value.message
+    status = to_status(info.value)
+    assert status.code.name == "UNAVAILABLE"
+
+    class Call:  # what rpc_status.from_call reads from a client-side error
+        def trailing_metadata(self):
+            return status.trailing_metadata
+
+        def code(self):
+            return status.code
+
+        def details(self):
+            return status.details
+
+    assert retry_delay_s(Call()) == pytest.approx(info.value.retry_after_s)
+
+
+def test_the_core_imports_no_grpc():
+    code = "import sys, ranksearch.service.core; print(sorted(m for m in sys.modules if m.split('.')[0] == 'grpc'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
+
+
+def test_doctor_checks_milvus_reachability_version_and_load_state(milvus_lite, tmp_path):
+    from ranksearch.service.doctor import FAIL, OK, run_doctor
+
+    prefix = f"dr{uuid.uuid4().hex[:8]}_"
+    store = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    store.open()
+    store.create_collection("docs", [VariantSpec("v", 4)])
+    store.close()
+    config = tmp_path / "c.yaml"
+    config.write_text(f"store: {{kind: milvus, uri: '{milvus_lite.uri}', collection_prefix: {prefix}}}\n"
+                      f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: null}}\nlisten: 127.0.0.1:0\n")
+    (check,) = [c for c in run_doctor(str(config), load_models=False) if c.name == "milvus"]
+    assert check.status == OK and "milvus_lite" in check.detail and "docs: Loaded, 0 documents" in check.detail
+    assert not [c for c in run_doctor(str(config), load_models=False) if c.name == "index"]
+    config.write_text(f"store: {{kind: milvus, uri: 'http://127.0.0.1:{free_port()}', timeout_s: 2}}\n"
+                      f"data_dir: {tmp_path / 'data'}\nmetrics: {{port: null}}\nlisten: 127.0.0.1:0\n")
+    (check,) = [c for c in run_doctor(str(config), load_models=False) if c.name == "milvus"]
+    assert check.status == FAIL and "cannot be reached" in check.detail
+
+
+def test_create_reuses_only_an_empty_leftover_and_delete_can_be_retried(milvus_lite):
+    from pymilvus import MilvusClient
+
+    from ranksearch.errors import AlreadyExists
+    from ranksearch.indexer.milvus_schema import physical_name
+
+    prefix = f"lo{uuid.uuid4().hex[:8]}_"
+    store = MilvusStore(milvus_lite.uri, collection_prefix=prefix, timeout_s=30)
+    store.open()
+    raw = MilvusClient(uri=milvus_lite.uri)
+    try:
+        store.create_collection("c", [VariantSpec("v", 4)])
+        store.upsert("c", [StoredDocument("d", "t")], {"v": np.ones((1, 4), np.float32)})
+        # a definition lost while its data stays (removed by hand): never reused, never dropped
+        raw.delete(f"{prefix}meta", filter='name == "c"')
+        with pytest.raises(AlreadyExists) as info:
+            store.create_collection("c", [VariantSpec("v", 4)])
+        assert "not an empty collection" in info.value.message
+        raw.drop_collection(physical_name(prefix, "c"))
+        store.create_collection("c", [VariantSpec("v", 4)])
+        raw.drop_collection(physical_name(prefix, "c"))  # a delete that died after the drop
+        store.delete_collection("c")  # the retry completes
+        assert store.list_collections() == []
+    finally:
+        raw.close()
+        store.close()
+
+
+def test_store_config_is_typed_and_the_token_comes_from_the_environment(monkeypatch):
+    from ranksearch.errors import ConfigError
+    from ranksearch.service.config import ServiceConfig, from_dict
+    from ranksearch.service.storage import make_store
+
+    bad = [({"kind": "milvus", "urii": "x"}, "store.urii"), ({"consistency_level": "strong"}, "store.consistency_level"),
+           ({"uri": "ftp://h:1"}, "store.uri"), ({"ca_file": "/ca.pem"}, "store.ca_file"),
+           ({"shards_num": 0}, "store.shards_num"), ({"collection_prefix": "9x"}, "store.collection_prefix")]
+    for section, field in bad:
+        with pytest.raises(ConfigError) as info:
+            from_dict(ServiceConfig, {"store": section})
+        assert info.value.field == field, section
+    config = from_dict(ServiceConfig, {"store": {"kind": "milvus", "uri": "https://milvus.internal:19530",
+                                                 "token_env": "MILVUS_TOKEN_FOR_TEST", "ca_file": "/etc/ca.pem",
+                                                 "server_name": "milvus.internal"}})
+    with pytest.raises(ConfigError) as info:
+        config.store.token({})
+    assert info.value.field == "store.token_env"
+    assert config.store.token({"MILVUS_TOKEN_FOR_TEST": "root:secret"}) == "root:secret"
+    monkeypatch.setenv("MILVUS_TOKEN_FOR_TEST", "root:secret")
+    store = make_store(config)  # not opened: no connection is made
+    assert store._connect_args["token"] == "root:secret"
+    assert store._connect_args["server_pem_path"] == "/etc/ca.pem"
+    assert store._connect_args["uri"].startswith("https://")  # pymilvus: https = TLS
+
+
+def test_import_with_two_servers_spreads_batches_over_both_replicas(make_server, milvus_lite, tmp_path, capsys):
+    import json
+
+    from ranksearch.cli import main
+
+    store = _milvus(milvus_lite, f"i{uuid.uuid4().hex[:8]}_")
+    a = make_server(data_dir=tmp_path / "a", **store)
+    b = make_server(data_dir=tmp_path / "b", **store)
+    a.client().create_collection("docs")
+    corpus = tmp_path / "corpus.jsonl"
+    corpus.write_text("".join(json.dumps({"id": f"d{i}", "text": f"document number {i}"}) + "\n"
+                              for i in range(60)))
+    rc = main(["import", str(corpus), "--collection", "docs", "--batch-size", "5", "--quiet",
+               "--server", a.address, "--server", b.address])
+    assert rc == 0 and "imported 60" in capsys.readouterr().out
+    upserts = [s.server.access.counts.get("Upsert", 0) for s in (a, b)]
+    assert sum(upserts) == 12 and min(upserts) >= 1, upserts  # each replica encoded a share
+    assert b.client().stats("docs").collections[0].documents == 60

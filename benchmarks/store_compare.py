@@ -31,6 +31,7 @@ import numpy as np
 from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, VariantSpec
 from ranksearch.indexer.milvus_store import MilvusStore
 from ranksearch.indexer.milvus_testing import MilvusLite
+from ranksearch.indexer.request import SearchRequest
 
 FLAT, HNSW = IndexSpec("flat"), IndexSpec("hnsw", {"M": 16, "efConstruction": 100})
 # "flat+flat": a second FLAT vector per row, what the exact copy of an hnsw/ivf
@@ -54,11 +55,11 @@ def measure(store, kind: str, x: np.ndarray, queries: np.ndarray, batch: int) ->
     upsert_s = time.perf_counter() - started
     row = {"upsert_docs_per_s": round(len(x) / upsert_s, 1)}
     for mode in ("nearest", "farthest"):
-        store.search(name, "v0", queries[:1], 10, mode=mode)  # warm
+        store.search(name, SearchRequest(variant="v0", k=10, mode=mode), queries[:1])  # warm
         times = []
         for q in queries:
             t0 = time.perf_counter()
-            store.search(name, "v0", q[None, :], 10, mode=mode, include_text=False)
+            store.search(name, SearchRequest(variant="v0", k=10, mode=mode, include_text=False), q[None, :])
             times.append((time.perf_counter() - t0) * 1000)
         p50, p95 = np.percentile(times, [50, 95])
         row[f"{mode}_p50_ms"], row[f"{mode}_p95_ms"] = round(float(p50), 2), round(float(p95), 2)

@@ -24,6 +24,7 @@ from typing import Any, Callable
 from ranksearch.errors import FailedPrecondition, NotFound
 from ranksearch.indexer.indexer import Indexer
 from ranksearch.indexer.milvus_store import MilvusStore
+from ranksearch.indexer.request import SearchRequest
 from ranksearch.indexer.types import Document
 
 SAMPLE = 20
@@ -103,7 +104,8 @@ def verify_collection(source: Indexer, target: MilvusStore, name: str, sample: i
         _, vecs = store.load_vectors(name, spec.name, spec.dim, [seq for seq, _ in picked])
         if not len(picked):
             continue
-        hits = target.search(name, spec.name, vecs, 10, include_text=False, params={"exact": True})
+        hits = target.search(name, SearchRequest(variant=spec.name, k=10, include_text=False,
+                                                 params={"exact": True}), vecs)
         for (seq, doc_id), found in zip(picked, hits):
             top = {h.id: h.score for h in found}
             if doc_id not in top or top[doc_id] < 0.999:

@@ -60,11 +60,6 @@ def physical_name(prefix: str, collection: str) -> str:
     return f"{prefix}c_{slug}_{digest}"
 
 
-def content_hash(text: str, metadata: dict[str, str]) -> str:
-    blob = json.dumps([text, metadata], ensure_ascii=False, sort_keys=True)
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()
-
-
 @dataclass(frozen=True)
 class VariantFields:
     """Where one variant lives in its Milvus collection."""

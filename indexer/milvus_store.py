@@ -33,6 +33,8 @@ from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.milvus_filter import expression, ids_expression, literal
 from ranksearch.indexer.port import MODES
+from ranksearch.indexer.request import SearchRequest
+from ranksearch.indexer.store import content_hash
 from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
 
 log = logging.getLogger("ranksearch.indexer.milvus")
@@ -184,7 +186,10 @@ class MilvusStore:
     # ------------------------------------------------------------ collections
 
     def create_collection(self, name: str, variants: list[VariantSpec],
-                          default_variant: str | None = None) -> CollectionInfo:
+                          default_variant: str | None = None, lexical_config=None,
+                          defaults=None) -> CollectionInfo:
+        """`lexical_config`/`defaults`: accepted for the port's sake; a Milvus collection
+        has no lexical index and searches nearest unless told otherwise."""
         v.check_name(name, "name")
         if not variants or len(variants) > MAX_VARIANTS:
             raise InvalidArgument("variants", f"needs 1 to {MAX_VARIANTS} variants, got {len(variants)}")
@@ -272,6 +277,14 @@ class MilvusStore:
             found.update((r["id"], r) for r in rows)
         return found
 
+    def unchanged(self, collection: str, docs: list[Document]) -> set[str]:
+        """Ids of `docs` stored already with the same text and metadata (content hash,
+        the embedded store's rule): the core skips encoding and writing them."""
+        definition = self._definition(collection)
+        stored = self._rows(definition, [d.id for d in docs], ["content_sha256"])
+        return {d.id for d in docs
+                if stored.get(d.id, {}).get("content_sha256") == content_hash(d.text, dict(d.metadata))}
+
     def upsert(self, collection: str, docs: list[Document], vectors: dict[str, np.ndarray]) -> int:
         cfg = self.config
         definition = self._definition(collection)
@@ -296,7 +309,7 @@ class MilvusStore:
         rows = []
         for i, doc in enumerate(docs):
             row = {"id": doc.id, "text": doc.text, "metadata": metas[i],
-                   "content_sha256": ms.content_hash(doc.text, metas[i]),
+                   "content_sha256": content_hash(doc.text, metas[i]),
                    "version": int(versions.get(doc.id, {}).get("version", 0)) + 1}
             for name, fields in definition.variants.items():
                 vec = unit[name][i].tolist()
@@ -335,22 +348,27 @@ class MilvusStore:
 
     # ------------------------------------------------------------ search
 
-    def search(self, collection: str, variant: str | None, queries: np.ndarray, k: int,
-               mode: str = "nearest", filter: dict[str, str] | None = None, offset: int = 0,
-               min_score: float | None = None, params: dict | None = None,
-               include_text: bool = True) -> list[list[Hit]]:
+    def search(self, collection: str, request: SearchRequest, vectors: np.ndarray | None = None,
+               texts=None) -> list[list[Hit]]:
+        """Dense search (nearest, farthest) with the one SearchRequest; lexical and
+        hybrid modes need the embedded store's lexical index (FAILED_PRECONDITION)."""
         cfg = self.config
+        if not isinstance(request, SearchRequest):
+            raise InvalidArgument("request", f"must be a SearchRequest, got {type(request).__name__}")
+        request.check_limits(cfg.max_k, cfg.max_offset)
         definition = self._definition(collection)
-        fields = self._variant(definition, variant)
+        fields = self._variant(definition, request.variant or None)
+        mode = request.mode or "nearest"  # a Milvus collection's default mode is nearest
         if mode not in MODES:
             raise FailedPrecondition("mode", f"the Milvus store answers {' and '.join(MODES)} searches; "
                                      f"{mode!r} needs the embedded store")
-        k = v.check_int(k, "k", 1, cfg.max_k)
-        offset = v.check_int(offset, "offset", 0, cfg.max_offset)
-        if min_score is not None and not (isinstance(min_score, (int, float)) and np.isfinite(min_score)):
-            raise InvalidArgument("min_score", f"must be a finite number, got {min_score!r}")
-        expr = expression(v.check_filter(filter))
-        knobs = v.check_search_params(params)
+        if vectors is None:
+            raise InvalidArgument("vectors", f"{mode} search needs query vectors")
+        k, offset, min_score = request.k, request.offset, request.min_score
+        include_text = request.include_text
+        expr = expression(dict(request.filter))
+        knobs = dict(request.params)
+        queries = vectors
         arr = np.asarray(queries, dtype=np.float32)
         if arr.ndim == 1:
             arr = arr[None, :]

@@ -19,11 +19,14 @@ serving process: the embedded one by ``ranksearch backup DATA_DIR DEST``
 """
 from __future__ import annotations
 
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, Sequence, runtime_checkable
 
 import numpy as np
 
 from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
+
+if TYPE_CHECKING:
+    from ranksearch.indexer.request import SearchRequest
 
 MODES = ("nearest", "farthest")  # search modes every store answers
 
@@ -54,13 +57,18 @@ class StoragePort(Protocol):
     def get(self, collection: str, ids: list[str]) -> list[Document]:
         """The documents found among `ids`, in the order asked."""
 
-    def search(self, collection: str, variant: str | None, queries: np.ndarray, k: int,
-               mode: str = "nearest", filter: dict[str, str] | None = None, offset: int = 0,
-               min_score: float | None = None, params: dict | None = None,
-               include_text: bool = True) -> list[list[Hit]]:
-        """queries (q, dim). Scores are cosine similarities in both modes: nearest
-        largest first, farthest smallest first; exact wherever the variant is flat,
-        and farthest is exact on every index kind."""
+    def search(self, collection: str, request: "SearchRequest", vectors: np.ndarray | None = None,
+               texts: Sequence[str] | None = None) -> list[list[Hit]]:
+        """One SearchRequest (indexer/request.py) for every query row: vectors (q, dim)
+        for the dense modes, texts for the lexical ones. Scores are cosine similarities
+        in the dense modes (nearest largest first, farthest smallest first; exact
+        wherever the variant is flat, and farthest is exact on every index kind), BM25
+        in lexical mode, fused in hybrid mode. A store without a lexical index answers
+        lexical and hybrid with FailedPrecondition naming `mode`."""
+
+    def unchanged(self, collection: str, docs: list[Document]) -> set[str]:
+        """Ids of `docs` stored already with the same text and metadata: the core skips
+        encoding and writing them (an idempotent re-import costs no encoding)."""
 
     def stats(self) -> dict[str, Any]:
         """{"collections": {name: {"documents", "default_variant",

@@ -22,6 +22,8 @@ from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
 from ranksearch.service.errors import DeadlineExceeded
+from ranksearch.indexer.lexical import LexicalConfig
+from ranksearch.indexer.request import SearchDefaults
 from ranksearch.service import search_wire
 from ranksearch.service.core import SearchCore, VariantRequest
 from ranksearch.service.interceptors import answered_variant
@@ -120,12 +122,13 @@ class SearchServicer:
         return response
 
     def collection_info(self, info) -> pb.CollectionInfo:
+        defaults = info.defaults or SearchDefaults()  # a store without lexical settings (Milvus)
         weights = self.core.routing.weights(info.name)
         return pb.CollectionInfo(
             name=info.name, default_variant=info.default_variant, documents=int(info.documents),
             unavailable_reason=info.unavailable,
-            lexical=search_wire.lexical_pb(info.lexical), default_mode=search_wire.MODE_ENUMS[info.defaults.mode],
-            default_hybrid=search_wire.hybrid_pb(info.defaults.hybrid),
+            lexical=search_wire.lexical_pb(info.lexical or LexicalConfig()),
+            default_mode=search_wire.MODE_ENUMS[defaults.mode], default_hybrid=search_wire.hybrid_pb(defaults.hybrid),
             variants=[pb.VariantInfo(name=v.name, model=v.encoder, index=_index(v), dim=int(v.dim),
                                      weight=weights.get(v.name, 0.0),
                                      is_default=v.name == info.default_variant)

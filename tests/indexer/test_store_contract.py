@@ -8,6 +8,8 @@ from __future__ import annotations
 import uuid
 
 import numpy as np
+
+from ranksearch.indexer.request import SearchRequest
 import pytest
 from ixhelpers import SPECS, brute, unit
 
@@ -69,7 +71,7 @@ def test_both_stores_implement_the_port(store):
 @pytest.mark.parametrize("mode", ["nearest", "farthest"])
 def test_flat_search_equals_brute_force(store, mode):
     x, q = fill(store)
-    got = store.search("c", "flat", q, 10, mode=mode)
+    got = store.search("c", SearchRequest(variant="flat", k=10, mode=mode), q)
     scores, rows = brute(q, x, 10, farthest=mode == "farthest")
     for i in range(len(q)):
         assert ids(got[i]) == [f"d{r}" for r in rows[i]]
@@ -79,10 +81,10 @@ def test_flat_search_equals_brute_force(store, mode):
 
 def test_farthest_is_exact_on_an_approximate_index(store):
     x, q = fill(store, kinds=("hnsw",))
-    got = store.search("c", "hnsw", q, 10, mode="farthest")
+    got = store.search("c", SearchRequest(variant="hnsw", k=10, mode="farthest"), q)
     _, rows = brute(q, x, 10, farthest=True)
     assert [ids(h) for h in got] == [[f"d{r}" for r in row] for row in rows]
-    near = store.search("c", "hnsw", q, 10)
+    near = store.search("c", SearchRequest(variant="hnsw", k=10), q)
     _, best = brute(q, x, 10)
     recall = np.mean([len(set(ids(h)) & {f"d{r}" for r in row}) / 10 for h, row in zip(near, best)])
     assert recall >= 0.9  # approximate nearest: most, not necessarily all
@@ -90,12 +92,12 @@ def test_farthest_is_exact_on_an_approximate_index(store):
 
 def test_filter_equals_brute_force_on_the_subset(store):
     x, q = fill(store)
-    got = store.search("c", None, q, 5, filter={"g": "1"})
+    got = store.search("c", SearchRequest(k=5, filter={"g": "1"}), q)
     subset = np.array([i for i in range(len(x)) if i % 3 == 1])
     _, rows = brute(q, x[subset], 5)
     assert [ids(h) for h in got] == [[f"d{subset[r]}" for r in row] for row in rows]
-    assert store.search("c", None, q, 5, filter={"nokey": "1"}) == [[] for _ in q]
-    assert store.search("c", None, q, 5, filter={"g": "1", "nokey": "x"}) == [[] for _ in q]
+    assert store.search("c", SearchRequest(k=5, filter={"nokey": "1"}), q) == [[] for _ in q]
+    assert store.search("c", SearchRequest(k=5, filter={"g": "1", "nokey": "x"}), q) == [[] for _ in q]
 
 
 def test_filter_values_cannot_inject(store):
@@ -104,22 +106,22 @@ def test_filter_values_cannot_inject(store):
     x, q = fill(store, n=len(HOSTILE) + 5, meta=lambda i: {"g": HOSTILE[i] if i < len(HOSTILE) else "plain",
                                                            HOSTILE[i % len(HOSTILE)]: "k"})
     for i, value in enumerate(HOSTILE):
-        assert ids(store.search("c", None, q[:1], 50, filter={"g": value})[0]) == [f"d{i}"], value
-        hits = store.search("c", None, q[:1], 50, filter={value: "k"})[0]
+        assert ids(store.search("c", SearchRequest(k=50, filter={"g": value}), q[:1])[0]) == [f"d{i}"], value
+        hits = store.search("c", SearchRequest(k=50, filter={value: "k"}), q[:1])[0]
         assert set(ids(hits)) == {f"d{j}" for j in range(len(x)) if j % len(HOSTILE) == i}, value
-    assert store.search("c", None, q[:1], 50, filter={"g": 'plain" or "1"=="1'})[0] == []
+    assert store.search("c", SearchRequest(k=50, filter={"g": 'plain" or "1"=="1'}), q[:1])[0] == []
 
 
 def test_replace_and_delete_are_visible_to_the_next_read(store):
     x, q = fill(store)
-    top = store.search("c", None, q[:1], 1)[0][0].id
+    top = store.search("c", SearchRequest(k=1), q[:1])[0][0].id
     store.upsert("c", [Document(top, "replaced", {"g": "new"})], {"flat": -q[:1]})  # now the farthest
-    assert store.search("c", None, q[:1], 1)[0][0].id != top
-    assert store.search("c", None, q[:1], 1, mode="farthest")[0][0].id == top
+    assert store.search("c", SearchRequest(k=1), q[:1])[0][0].id != top
+    assert store.search("c", SearchRequest(k=1, mode="farthest"), q[:1])[0][0].id == top
     (doc,) = store.get("c", [top])
     assert (doc.text, doc.metadata, doc.version) == ("replaced", {"g": "new"}, 2)
     assert store.delete("c", [top, "never-existed"]) == 1
-    assert top not in ids(store.search("c", None, q[:1], 120, mode="farthest")[0])
+    assert top not in ids(store.search("c", SearchRequest(k=120, mode="farthest"), q[:1])[0])
     assert store.get("c", [top, "d0" if top != "d0" else "d1"])[0].id != top
     assert store.delete("c", [top]) == 0
 
@@ -127,12 +129,12 @@ def test_replace_and_delete_are_visible_to_the_next_read(store):
 def test_offset_and_min_score(store):
     x, q = fill(store)
     scores, rows = brute(q, x, 13)
-    page = store.search("c", None, q, 5, offset=8)
+    page = store.search("c", SearchRequest(k=5, offset=8), q)
     assert [ids(h) for h in page] == [[f"d{r}" for r in row[8:13]] for row in rows]
     cut = float(scores[0][4] + scores[0][5]) / 2  # between the 5th and 6th: no float ties
-    kept = store.search("c", None, q[:1], 50, min_score=cut)[0]
+    kept = store.search("c", SearchRequest(k=50, min_score=cut), q[:1])[0]
     assert ids(kept) == [f"d{r}" for r in rows[0][:5]]
-    far = store.search("c", None, q[:1], 50, mode="farthest", min_score=-0.5)[0]
+    far = store.search("c", SearchRequest(k=50, mode="farthest", min_score=-0.5), q[:1])[0]
     assert far and all(h.score <= -0.5 for h in far)
 
 
@@ -140,13 +142,13 @@ def test_bad_input_codes_name_the_field(store):
     fill(store)
     q = np.ones((1, DIM), np.float32)
     cases = [
-        (lambda: store.search("c", None, q, 0), InvalidArgument, "k"),
-        (lambda: store.search("c", None, q, 5, offset=-1), InvalidArgument, "offset"),
-        (lambda: store.search("c", None, np.full((1, DIM), np.nan, np.float32), 5), InvalidArgument, "queries[0]"),
-        (lambda: store.search("c", None, np.ones((1, DIM + 1), np.float32), 5), InvalidArgument, "queries"),
-        (lambda: store.search("nope", None, q, 5), NotFound, "collection"),
-        (lambda: store.search("c", "nope", q, 5), NotFound, "variant"),
-        (lambda: store.search("c", None, q, 5, filter={"g": 1}), InvalidArgument, "filter.g"),
+        (lambda: store.search("c", SearchRequest(k=0), q), InvalidArgument, "k"),
+        (lambda: store.search("c", SearchRequest(k=5, offset=-1), q), InvalidArgument, "offset"),
+        (lambda: store.search("c", SearchRequest(k=5), np.full((1, DIM), np.nan, np.float32)), InvalidArgument, "queries[0]"),
+        (lambda: store.search("c", SearchRequest(k=5), np.ones((1, DIM + 1), np.float32)), InvalidArgument, "queries"),
+        (lambda: store.search("nope", SearchRequest(k=5), q), NotFound, "collection"),
+        (lambda: store.search("c", SearchRequest(variant="nope", k=5), q), NotFound, "variant"),
+        (lambda: store.search("c", SearchRequest(k=5, filter={"g": 1}), q), InvalidArgument, "filter.g"),
         (lambda: store.upsert("c", [Document("a", "t"), Document("a", "t")], {"flat": np.ones((2, DIM))}),
          InvalidArgument, "documents[1].id"),
         (lambda: store.upsert("c", [Document("", "t")], {"flat": np.ones((1, DIM))}), InvalidArgument,
@@ -180,7 +182,7 @@ def test_stats_and_list(store):
     store.delete_collection("c")
     assert store.list_collections() == []
     with pytest.raises(NotFound):
-        store.search("c", None, np.ones((1, DIM), np.float32), 1)
+        store.search("c", SearchRequest(k=1), np.ones((1, DIM), np.float32))
 
 
 def test_batches_larger_than_one_milvus_query_expression(store):

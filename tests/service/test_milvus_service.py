@@ -9,6 +9,8 @@ import sys
 import uuid
 
 import numpy as np
+
+from ranksearch.indexer.request import SearchRequest
 import pytest
 
 from ranksearch.client import Document, RpcFailed
@@ -55,7 +57,7 @@ def test_a_second_store_on_the_same_milvus_sees_collections_and_writes(milvus_li
         a.create_collection("shared", [VariantSpec("v", 4)])
         x = np.eye(4, dtype=np.float32)
         b.upsert("shared", [StoredDocument(f"d{i}", "t") for i in range(4)], {"v": x})  # b opened before
-        assert [h.id for h in a.search("shared", None, x[2:3], 1)[0]] == ["d2"]
+        assert [h.id for h in a.search("shared", SearchRequest(k=1), x[2:3])[0]] == ["d2"]
         assert [c.name for c in b.list_collections()] == ["shared"]
         b.delete_collection("shared")
         assert a.list_collections() == []
@@ -70,10 +72,10 @@ def test_lexical_modes_and_control_characters_are_refused_naming_the_field(milvu
         store.create_collection("c", [VariantSpec("v", 4)])
         q = np.ones((1, 4), np.float32)
         with pytest.raises(FailedPrecondition) as info:
-            store.search("c", None, q, 3, mode="hybrid")
+            store.search("c", SearchRequest(k=3, mode="hybrid"), q)
         assert info.value.field == "mode"
         with pytest.raises(InvalidArgument) as info:
-            store.search("c", None, q, 3, filter={"k": "nul\x00"})
+            store.search("c", SearchRequest(k=3, filter={"k": "nul\x00"}), q)
         assert info.value.field == "filter.k"
         with pytest.raises(InvalidArgument) as info:
             store.upsert("c", [StoredDocument("d", "é" * 40000)], {"v": q})

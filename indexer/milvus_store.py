@@ -33,7 +33,7 @@ from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.milvus_filter import expression, ids_expression, literal
 from ranksearch.indexer.port import MODES
-from ranksearch.indexer.request import SearchRequest
+from ranksearch.indexer.request import SearchDefaults, SearchRequest
 from ranksearch.indexer.store import content_hash
 from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
 
@@ -181,7 +181,7 @@ class MilvusStore:
 
     def _info(self, definition: ms.Definition) -> CollectionInfo:
         return CollectionInfo(definition.name, [f.spec for f in definition.variants.values()],
-                              definition.default_variant, self._count(definition))
+                              definition.default_variant, self._count(definition), defaults=SearchDefaults())
 
     # ------------------------------------------------------------ collections
 
@@ -225,7 +225,7 @@ class MilvusStore:
             {"name": name, "definition": definition.to_json(), "_unused": [1.0] + [0.0] * (ms.META_DIM - 1)}],
             timeout=self.timeout))
         self._defs = {**self._defs, name: definition}
-        return CollectionInfo(name, list(variants), default, 0)
+        return CollectionInfo(name, list(variants), default, 0, defaults=SearchDefaults())
 
     def _check_reusable(self, definition: ms.Definition) -> None:
         client = self._connected()

@@ -100,6 +100,8 @@ class SearchCore:
         self._collections: dict[str, Any] = {}
         self._admin_lock = threading.Lock()
         self._latency: dict[tuple[str, str], LatencyWindow] = {}
+        #: (collection, variant) -> why it takes no traffic yet (a live build in progress)
+        self.not_ready: dict[tuple[str, str], str] = {}
         self.refresh()
 
     # ------------------------------------------------------------ models
@@ -168,31 +170,14 @@ class SearchCore:
 
     def create_collection(self, name: str, variants: Sequence[VariantRequest] = (),
                           default_variant: str = ""):
-        from ranksearch.indexer.types import IndexSpec, VariantSpec
-
         if not _NAME.match(name or ""):
             raise InvalidArgument("name", f"{name!r} is not a valid collection name "
                                   "(1-64 of letters, digits, '_', '-', '.')")
         variants = list(variants) or [VariantRequest()]
         specs, seen = [], set()
         for i, v in enumerate(variants):
-            where = f"variants[{i}]"
-            if not _NAME.match(v.name or ""):
-                raise InvalidArgument(f"{where}.name", f"{v.name!r} is not a valid variant name")
-            if v.name in seen:
-                raise InvalidArgument(f"{where}.name", f"duplicate variant name {v.name!r}")
-            if v.weight < 0:
-                raise InvalidArgument(f"{where}.weight", f"must be >= 0, got {v.weight}")
+            specs.append(self.variant_spec(v, f"variants[{i}]", seen))
             seen.add(v.name)
-            model = v.model or self.default_model
-            try:
-                embedder, _ = self.encoder(model)
-            except FailedPrecondition as exc:
-                raise NotFound(f"{where}.model", exc.message) from None
-            kind = v.index_kind or self.default_index.kind
-            params = dict(v.index_params) if v.index_kind else dict(self.default_index.params)
-            specs.append(VariantSpec(name=v.name, dim=int(embedder.dim),
-                                     index=IndexSpec(kind=kind, params=params), encoder=model))
         default = default_variant or variants[0].name
         if default not in seen:
             raise NotFound("default_variant", f"{default!r} is not one of the variants {sorted(seen)}")
@@ -201,6 +186,27 @@ class SearchCore:
             self.routing.set_weights(name, {v.name: v.weight for v in variants})
             self.refresh()
         return self._collections[name]
+
+    def variant_spec(self, v: VariantRequest, where: str, taken: set[str]):
+        """Validate one variant request (``where`` names it in errors) into a VariantSpec;
+        ``taken``: variant names already in use."""
+        from ranksearch.indexer.types import IndexSpec, VariantSpec
+
+        if not _NAME.match(v.name or ""):
+            raise InvalidArgument(f"{where}.name", f"{v.name!r} is not a valid variant name")
+        if v.name in taken:
+            raise InvalidArgument(f"{where}.name", f"duplicate variant name {v.name!r}")
+        if v.weight < 0:
+            raise InvalidArgument(f"{where}.weight", f"must be >= 0, got {v.weight}")
+        model = v.model or self.default_model
+        try:
+            embedder, _ = self.encoder(model)
+        except FailedPrecondition as exc:
+            raise NotFound(f"{where}.model", exc.message) from None
+        kind = v.index_kind or self.default_index.kind
+        params = dict(v.index_params) if v.index_kind else dict(self.default_index.params)
+        return VariantSpec(name=v.name, dim=int(embedder.dim),
+                           index=IndexSpec(kind=kind, params=params), encoder=model)
 
     def delete_collection(self, name: str) -> None:
         info = self.collection(name, "name") if name else None
@@ -330,10 +336,24 @@ class SearchCore:
     # ------------------------------------------------------------ search
 
     def choose_variant(self, info, requested: str, routing_key: str) -> Any:
-        if requested:
-            return self.variant(info, requested)
-        name = self.routing.choose(info.name, info.default_variant, routing_key)
-        return self.variant(info, name)
+        name = requested or self.routing.choose(info.name, info.default_variant, routing_key)
+        spec = self.variant(info, name)
+        reason = self.not_ready.get((info.name, name))
+        if reason:
+            if not requested:  # a split never routes to an unfinished variant
+                return self.variant(info, info.default_variant)
+            raise FailedPrecondition("variant", f"variant {name!r} of {info.name!r} takes no "
+                                     f"traffic yet: {reason}")
+        return spec
+
+    def encode_documents(self, model: str, texts: list[str]) -> np.ndarray:
+        """Encode documents with a model outside any request (background builds)."""
+        return self._encode(model, texts, _always, None)
+
+    def serving_p95(self, collection: str) -> float:
+        """Highest recent search p95 (ms) among the collection's variants."""
+        return max((w.percentiles()[1] for (c, _), w in list(self._latency.items()) if c == collection),
+                   default=0.0)
 
     def search(self, collection: str, queries: Sequence[str], params: SearchParams,
                alive: Alive = _always, timeout: float | None = None,
@@ -361,7 +381,7 @@ class SearchCore:
     def embed(self, collection: str, variant: str, texts: Sequence[str],
               alive: Alive = _always, timeout: float | None = None) -> tuple[str, np.ndarray]:
         info = self.collection(collection)
-        spec = self.variant(info, variant or info.default_variant)
+        spec = self.choose_variant(info, variant or info.default_variant, "")
         self._check_count(len(texts), "texts")
         for i, t in enumerate(texts):
             self._check_text(t, f"texts[{i}]")

@@ -17,7 +17,7 @@ from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
 from ranksearch.service.core import SearchCore, SearchParams, VariantRequest
-from ranksearch.service.interceptors import answered_variant
+from ranksearch.service.interceptors import answered_variant, caller
 from ranksearch.service.logs import get_logger, request_id
 from ranksearch.service.wire import Undecodable, deserializer
 
@@ -74,8 +74,13 @@ def _rpc(method):
     return handler
 
 
-def _hit(h) -> pb.Hit:
-    return pb.Hit(id=h.id, score=float(h.score), text=h.text or "", metadata=h.metadata or {})
+def _hit(h, team: str = "") -> pb.Hit:
+    return pb.Hit(id=h.id, score=float(h.score), text=h.text or "", metadata=h.metadata or {},
+                  team=team)
+
+
+def _who(context: grpc.ServicerContext) -> str:
+    return caller.get() or f"peer:{context.peer()}"
 
 
 def _index(spec) -> pb.IndexConfig:
@@ -98,6 +103,7 @@ class SearchServicer:
     def __init__(self, core: SearchCore | None, ready: threading.Event | None = None,
                  request_counts: dict[str, int] | None = None):
         self.core = core
+        self.live = None  # LiveExperiments, set with the core when the server is ready
         self.ready = ready or threading.Event()
         self.request_counts = request_counts if request_counts is not None else {}
 
@@ -127,6 +133,7 @@ class SearchServicer:
     @_rpc
     def DeleteCollection(self, request, context):
         self.core.delete_collection(request.name)
+        self.live.drop_collection(request.name)
         return pb.DeleteCollectionResponse(deleted=True)
 
     @_rpc
@@ -163,10 +170,13 @@ class SearchServicer:
     @_rpc
     def Search(self, request, context):
         params = _search_params(request, context)
-        variant, hits = self.core.search(request.collection, [request.query], params,
-                                         _alive(context), _timeout(context), query_field="query")
-        answered_variant.set(variant)
-        return pb.SearchResponse(hits=[_hit(h) for h in hits[0]], variant=variant)
+        served = self.live.search(request.collection, request.query, params, _alive(context),
+                                  _timeout(context), interleave=request.interleave)
+        answered_variant.set(served.variant)
+        names = dict(zip("ab", served.variant.split("+"))) if served.teams else {}
+        teams = [names[t] for t in served.teams] if served.teams else [""] * len(served.hits)
+        return pb.SearchResponse(hits=[_hit(h, t) for h, t in zip(served.hits, teams)],
+                                 variant=served.variant, query_id=served.query_id)
 
     @_rpc
     def BatchSearch(self, request, context):
@@ -196,8 +206,18 @@ class SearchServicer:
                 latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"],
                 index_state=v["index_state"], rebuilding=v["rebuilding"])
                 for v in c["variants"]]
-            collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
-                                                  variants=variants))
+            builds = self.live.builds(c["name"])
+            for v in variants:
+                b = builds.get(v.name)
+                if b:
+                    v.build_state, v.build_done, v.build_total = b["state"], b["done"], b["total"]
+                v.not_ready = self.core.not_ready.get((c["name"], v.name), "")
+            counts = self.live.shadow.counts
+            collections.append(pb.CollectionStats(
+                name=c["name"], documents=c["documents"], variants=variants,
+                experiments_json=json.dumps(self.live.settings(c["name"]), sort_keys=True),
+                shadow_done=counts["done"], shadow_dropped=counts["dropped"],
+                shadow_failed=counts["failed"]))
         return pb.StatsResponse(collections=collections, requests=dict(self.request_counts))
 
     @_rpc
@@ -211,6 +231,57 @@ class SearchServicer:
         names, seconds, report = self.core.rebuild(request.collection)
         return pb.RebuildResponse(collections=names, seconds=seconds, ok=report["ok"],
                                   problems=report["problems"])
+
+
+    # ------------------------------------------------------------ live experiments
+
+    @_rpc
+    def AddVariant(self, request, context):
+        v = request.variant
+        self.live.add_variant(request.collection, VariantRequest(
+            name=v.name, model=v.model, index_kind=v.index.kind, index_params=dict(v.index.params)),
+            _who(context))
+        info = self.core.collection(request.collection)
+        return pb.AddVariantResponse(collection=self.collection_info(info))
+
+    @_rpc
+    def RemoveVariant(self, request, context):
+        self.live.remove_variant(request.collection, request.variant, _who(context))
+        return pb.RemoveVariantResponse(removed=True)
+
+    @_rpc
+    def SetTraffic(self, request, context):
+        self.live.set_traffic(request.collection, dict(request.weights), _who(context))
+        return pb.SetTrafficResponse(weights=self.core.routing.weights(
+            self.core.collection(request.collection).name))
+
+    @_rpc
+    def SetShadow(self, request, context):
+        self.live.set_shadow(request.collection, request.variant, request.fraction, _who(context))
+        return pb.SetShadowResponse()
+
+    @_rpc
+    def SetInterleave(self, request, context):
+        self.live.set_interleave(request.collection, request.variant_a, request.variant_b,
+                                 request.fraction, _who(context))
+        return pb.SetInterleaveResponse()
+
+    @_rpc
+    def PromoteVariant(self, request, context):
+        previous = self.live.promote(request.collection, request.variant, _who(context))
+        return pb.PromoteVariantResponse(previous=previous)
+
+    @_rpc
+    def Feedback(self, request, context):
+        n = self.live.feedback(request.query_id, list(request.clicked_ids), list(request.dwell_ms))
+        return pb.FeedbackResponse(recorded=n)
+
+    @_rpc
+    def ExperimentReport(self, request, context):
+        if not (request.since >= 0 and request.since < 1e11):
+            raise InvalidArgument("since", f"must be a Unix time >= 0, got {request.since}")
+        report = self.live.report(request.collection, request.since)
+        return pb.ExperimentReportResponse(report_json=json.dumps(report, sort_keys=True))
 
 
 def generic_handler(servicer: SearchServicer, max_message_bytes: int) -> grpc.GenericRpcHandler:

@@ -169,7 +169,7 @@ class GetResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key")
+    __slots__ = ("collection", "query", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key", "interleave")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +187,7 @@ class SearchRequest(_message.Message):
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
+    INTERLEAVE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: str
     k: int
@@ -197,10 +198,11 @@ class SearchRequest(_message.Message):
     min_score: float
     offset: int
     routing_key: str
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ...) -> None: ...
+    interleave: bool
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ..., interleave: _Optional[bool] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "text", "metadata")
+    __slots__ = ("id", "score", "text", "metadata", "team")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -212,19 +214,23 @@ class Hit(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    TEAM_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     text: str
     metadata: _containers.ScalarMap[str, str]
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ...) -> None: ...
+    team: str
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., team: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "variant")
+    __slots__ = ("hits", "variant", "query_id")
     HITS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     variant: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., variant: _Optional[str] = ...) -> None: ...
+    query_id: str
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., variant: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...
 
 class BatchSearchRequest(_message.Message):
     __slots__ = ("collection", "queries", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key")
@@ -302,7 +308,7 @@ class StatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding")
+    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding", "build_state", "build_done", "build_total", "not_ready")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +324,10 @@ class VariantStats(_message.Message):
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     REBUILDING_FIELD_NUMBER: _ClassVar[int]
+    BUILD_STATE_FIELD_NUMBER: _ClassVar[int]
+    BUILD_DONE_FIELD_NUMBER: _ClassVar[int]
+    BUILD_TOTAL_FIELD_NUMBER: _ClassVar[int]
+    NOT_READY_FIELD_NUMBER: _ClassVar[int]
     name: str
     index_kind: str
     index_size: int
@@ -333,17 +343,29 @@ class VariantStats(_message.Message):
     weight: float
     index_state: str
     rebuilding: str
-    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ...) -> None: ...
+    build_state: str
+    build_done: int
+    build_total: int
+    not_ready: str
+    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ..., build_state: _Optional[str] = ..., build_done: _Optional[int] = ..., build_total: _Optional[int] = ..., not_ready: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "documents", "variants")
+    __slots__ = ("name", "documents", "variants", "experiments_json", "shadow_done", "shadow_dropped", "shadow_failed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    EXPERIMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DONE_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
+    SHADOW_FAILED_FIELD_NUMBER: _ClassVar[int]
     name: str
     documents: int
     variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
-    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ...) -> None: ...
+    experiments_json: str
+    shadow_done: int
+    shadow_dropped: int
+    shadow_failed: int
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ..., experiments_json: _Optional[str] = ..., shadow_done: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_failed: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("collections", "requests")
@@ -391,3 +413,133 @@ class RebuildResponse(_message.Message):
     ok: bool
     problems: _containers.RepeatedScalarFieldContainer[str]
     def __init__(self, collections: _Optional[_Iterable[str]] = ..., seconds: _Optional[float] = ..., ok: _Optional[bool] = ..., problems: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class AddVariantRequest(_message.Message):
+    __slots__ = ("collection", "variant")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    variant: VariantConfig
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[_Union[VariantConfig, _Mapping]] = ...) -> None: ...
+
+class AddVariantResponse(_message.Message):
+    __slots__ = ("collection",)
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    collection: CollectionInfo
+    def __init__(self, collection: _Optional[_Union[CollectionInfo, _Mapping]] = ...) -> None: ...
+
+class RemoveVariantRequest(_message.Message):
+    __slots__ = ("collection", "variant")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    variant: str
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+
+class RemoveVariantResponse(_message.Message):
+    __slots__ = ("removed",)
+    REMOVED_FIELD_NUMBER: _ClassVar[int]
+    removed: bool
+    def __init__(self, removed: _Optional[bool] = ...) -> None: ...
+
+class SetTrafficRequest(_message.Message):
+    __slots__ = ("collection", "weights")
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    weights: _containers.ScalarMap[str, float]
+    def __init__(self, collection: _Optional[str] = ..., weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class SetTrafficResponse(_message.Message):
+    __slots__ = ("weights",)
+    class WeightsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: float
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[float] = ...) -> None: ...
+    WEIGHTS_FIELD_NUMBER: _ClassVar[int]
+    weights: _containers.ScalarMap[str, float]
+    def __init__(self, weights: _Optional[_Mapping[str, float]] = ...) -> None: ...
+
+class SetShadowRequest(_message.Message):
+    __slots__ = ("collection", "variant", "fraction")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    variant: str
+    fraction: float
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class SetShadowResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class SetInterleaveRequest(_message.Message):
+    __slots__ = ("collection", "variant_a", "variant_b", "fraction")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_A_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_B_FIELD_NUMBER: _ClassVar[int]
+    FRACTION_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    variant_a: str
+    variant_b: str
+    fraction: float
+    def __init__(self, collection: _Optional[str] = ..., variant_a: _Optional[str] = ..., variant_b: _Optional[str] = ..., fraction: _Optional[float] = ...) -> None: ...
+
+class SetInterleaveResponse(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class PromoteVariantRequest(_message.Message):
+    __slots__ = ("collection", "variant")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    VARIANT_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    variant: str
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ...) -> None: ...
+
+class PromoteVariantResponse(_message.Message):
+    __slots__ = ("previous",)
+    PREVIOUS_FIELD_NUMBER: _ClassVar[int]
+    previous: str
+    def __init__(self, previous: _Optional[str] = ...) -> None: ...
+
+class FeedbackRequest(_message.Message):
+    __slots__ = ("query_id", "clicked_ids", "dwell_ms")
+    QUERY_ID_FIELD_NUMBER: _ClassVar[int]
+    CLICKED_IDS_FIELD_NUMBER: _ClassVar[int]
+    DWELL_MS_FIELD_NUMBER: _ClassVar[int]
+    query_id: str
+    clicked_ids: _containers.RepeatedScalarFieldContainer[str]
+    dwell_ms: _containers.RepeatedScalarFieldContainer[float]
+    def __init__(self, query_id: _Optional[str] = ..., clicked_ids: _Optional[_Iterable[str]] = ..., dwell_ms: _Optional[_Iterable[float]] = ...) -> None: ...
+
+class FeedbackResponse(_message.Message):
+    __slots__ = ("recorded",)
+    RECORDED_FIELD_NUMBER: _ClassVar[int]
+    recorded: int
+    def __init__(self, recorded: _Optional[int] = ...) -> None: ...
+
+class ExperimentReportRequest(_message.Message):
+    __slots__ = ("collection", "since")
+    COLLECTION_FIELD_NUMBER: _ClassVar[int]
+    SINCE_FIELD_NUMBER: _ClassVar[int]
+    collection: str
+    since: float
+    def __init__(self, collection: _Optional[str] = ..., since: _Optional[float] = ...) -> None: ...
+
+class ExperimentReportResponse(_message.Message):
+    __slots__ = ("report_json",)
+    REPORT_JSON_FIELD_NUMBER: _ClassVar[int]
+    report_json: str
+    def __init__(self, report_json: _Optional[str] = ...) -> None: ...

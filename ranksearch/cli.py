@@ -21,6 +21,7 @@ _PACKAGES = (
     "ranksearch.indexer.cli",  # backup, restore, verify, rebuild
     "ranksearch.service.cli",  # serve, config, query, upsert/import, delete, get, stats, collections, version, doctor
     "ranksearch.evaluation.cli",  # eval, probe
+    "ranksearch.service.ab_cli",  # ab (live experiments)
 )
 
 

@@ -49,6 +49,17 @@ def _wait_built(client, collection, variant, timeout=120):
     raise AssertionError(f"{variant} not built in {timeout} s")
 
 
+def _with_candidate(ab_server, n):
+    """A server whose collection `docs` holds n documents and a built variant `cand`."""
+    server = ab_server()
+    client = server.client()
+    client.create_collection("docs")
+    client.upsert("docs", _docs(n))
+    client.add_variant("docs", Variant(name="cand", model="other"))
+    _wait_built(client, "docs", "cand")
+    return server, client
+
+
 def _store_matches(server, collection="docs"):
     store = server.server.indexer.store
     docs = store.count_documents(collection)
@@ -144,12 +155,7 @@ def _store_matches_offline(data_dir):
 
 
 def test_split_is_sticky_and_a_weight_change_moves_the_expected_share(ab_server):
-    server = ab_server()
-    client = server.client()
-    client.create_collection("docs")
-    client.upsert("docs", _docs(50))
-    client.add_variant("docs", Variant(name="cand", model="other"))
-    _wait_built(client, "docs", "cand")
+    server, client = _with_candidate(ab_server, 50)
     assert client.set_traffic("docs", {"default": 0.8, "cand": 0.2}) == {"default": 0.8, "cand": 0.2}
     keys = [f"user{i}" for i in range(120)]
     first = {k: client.search("json", collection="docs", routing_key=k).variant for k in keys}
@@ -168,12 +174,7 @@ def test_split_is_sticky_and_a_weight_change_moves_the_expected_share(ab_server)
 
 
 def test_shadow_never_changes_responses(ab_server):
-    server = ab_server()
-    client = server.client()
-    client.create_collection("docs")
-    client.upsert("docs", _docs(80))
-    client.add_variant("docs", Variant(name="cand", model="other"))
-    _wait_built(client, "docs", "cand")
+    server, client = _with_candidate(ab_server, 80)
     queries = [f"note about {w}" for w in WORDS] * 3
 
     def answers():
@@ -196,12 +197,7 @@ def test_shadow_never_changes_responses(ab_server):
 
 
 def test_interleaving_feedback_and_readout(ab_server):
-    server = ab_server()
-    client = server.client()
-    client.create_collection("docs")
-    client.upsert("docs", _docs(60))
-    client.add_variant("docs", Variant(name="cand", model="other"))
-    _wait_built(client, "docs", "cand")
+    server, client = _with_candidate(ab_server, 60)
     with pytest.raises(RpcFailed) as exc:
         client.search("json", collection="docs", interleave=True)
     assert exc.value.code == grpc.StatusCode.FAILED_PRECONDITION and exc.value.field == "interleave"
@@ -229,12 +225,7 @@ def test_interleaving_feedback_and_readout(ab_server):
 
 
 def test_promote_under_load_and_roll_back(ab_server):
-    server = ab_server()
-    client = server.client()
-    client.create_collection("docs")
-    client.upsert("docs", _docs(80))
-    client.add_variant("docs", Variant(name="cand", model="other"))
-    _wait_built(client, "docs", "cand")
+    server, client = _with_candidate(ab_server, 80)
     client.set_traffic("docs", {"default": 0.5, "cand": 0.5})
     stop, failures, served = threading.Event(), [], []
 
@@ -301,3 +292,39 @@ def test_remove_variant_and_bad_requests(ab_server):
     assert client.stats("docs").collections[0].experiments_json == "{}"
     assert client.verify().ok
     client.upsert("docs", _docs(2, start=100))  # writes no longer carry the removed variant
+
+
+def test_cli_runs_an_experiment_and_eval_live_judges_it(ab_server, tmp_path, capsys):
+    from ranksearch.cli import main
+
+    server, client = _with_candidate(ab_server, 40)
+    addr = ["--collection", "docs", "--server", server.address]
+    assert main(["ab", "traffic", *addr, "default=0.5", "cand=0.5"]) == 0
+    assert main(["ab", "interleave", *addr, "--a", "default", "--b", "cand", "--fraction", "1"]) == 0
+    for i in range(6):
+        res = client.search(f"note about {WORDS[i]}", collection="docs", k=4)
+        client.feedback(res.query_id, [res.hits[0].id])
+    capsys.readouterr()
+    assert main(["ab", "status", *addr]) == 0
+    out = capsys.readouterr().out
+    assert "interleave default vs cand: 6 impressions" in out
+    page = tmp_path / "ab.html"
+    assert main(["ab", "report", *addr, "--out", str(page), "--lang", "ja"]) == 0
+    html = page.read_text(encoding="utf-8")
+    assert "インターリービング" in html and "default" in html and "<table" in html
+    assert main(["ab", "promote", *addr, "--variant", "nope"]) == 1
+    assert "NOT_FOUND" in capsys.readouterr().err
+    # eval live: every variant answers every query; judged by qrels
+    queries = tmp_path / "queries.jsonl"
+    queries.write_text("".join(f'{{"_id": "q{i}", "text": "note {i} about {WORDS[i % 10]}"}}\n'
+                               for i in range(10)), encoding="utf-8")
+    qrels = tmp_path / "test.tsv"
+    qrels.write_text("query-id\tcorpus-id\tscore\n" + "".join(f"q{i}\td{i}\t1\n" for i in range(10)))
+    assert main(["eval", "live", "--server", server.address, "--collection", "docs",
+                 "--queries", str(queries), "--qrels", str(qrels), "--out", str(tmp_path / "live")]) == 0
+    out = capsys.readouterr().out
+    assert "default" in out and "cand" in out and "base" in out
+    import json
+    live = json.loads((tmp_path / "live" / "live.json").read_text())
+    assert set(live["variants"]) == {"default", "cand"} and live["judged_queries"] == 10
+    assert 0 <= live["variants"]["cand"]["ndcg@10"] <= 1 and "p_vs_default" in live["variants"]["cand"]

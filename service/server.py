@@ -103,6 +103,7 @@ class Server:
         if cfg.metrics.port is not None:
             self.metrics.bind(lambda: self.core.queue_depth() if self.core else 0,
                               lambda: self.core.stats() if self.core else [])
+            self.metrics.bind_experiments(lambda: self.live)
             self.metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
         self.log.info("listening", extra={"listen": cfg.listen, "port": self.port,
                                           "tls": cfg.tls.enabled, "mtls": bool(cfg.tls.client_ca_file),

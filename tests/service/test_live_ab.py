@@ -49,9 +49,9 @@ def _wait_built(client, collection, variant, timeout=120):
     raise AssertionError(f"{variant} not built in {timeout} s")
 
 
-def _with_candidate(ab_server, n):
+def _with_candidate(ab_server, n, **overrides):
     """A server whose collection `docs` holds n documents and a built variant `cand`."""
-    server = ab_server()
+    server = ab_server(**overrides)
     client = server.client()
     client.create_collection("docs")
     client.upsert("docs", _docs(n))
@@ -174,7 +174,7 @@ def test_split_is_sticky_and_a_weight_change_moves_the_expected_share(ab_server)
 
 
 def test_shadow_never_changes_responses(ab_server):
-    server, client = _with_candidate(ab_server, 80)
+    server, client = _with_candidate(ab_server, 80, metrics={"port": 0})
     queries = [f"note about {w}" for w in WORDS] * 3
 
     def answers():
@@ -192,6 +192,10 @@ def test_shadow_never_changes_responses(ab_server):
     assert 0.0 <= row["overlap_mean"] <= 1.0 and row["shadow_ms_p50"] > 0
     stats = client.stats("docs").collections[0]
     assert stats.shadow_done == len(queries) and '"shadow"' in stats.experiments_json
+    import urllib.request
+    body = urllib.request.urlopen(f"http://127.0.0.1:{server.server.metrics_port}/metrics",
+                                  timeout=10).read().decode()
+    assert f'ranksearch_shadow_searches_total{{outcome="done"}} {float(len(queries))}' in body
     client.set_shadow("docs", "", 0.0)
     assert answers() == before
 

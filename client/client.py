@@ -56,6 +56,7 @@ class Hit:
     #: with explain=True: {"dense_rank", "dense_score", "lexical_rank", "lexical_score"}
     #: (rank 0 = not among that retriever's candidates)
     explain: dict[str, float] | None = None
+    team: str = ""  # interleaved searches: the variant that placed the hit
 
 
 @dataclass
@@ -64,6 +65,7 @@ class SearchResult:
     variant: str
     #: the mode that answered: nearest, farthest, lexical or hybrid
     mode: str = "nearest"
+    query_id: str = ""  # set when the search was logged for an experiment (see feedback)
 
 
 @dataclass
@@ -366,26 +368,29 @@ class SearchClient:
             e = h.explain
             return {"dense_rank": e.dense_rank, "dense_score": e.dense_score,
                     "lexical_rank": e.lexical_rank, "lexical_score": e.lexical_score}
-        return [Hit(h.id, h.score, h.text, dict(h.metadata), explain(h)) for h in hits]
+        return [Hit(h.id, h.score, h.text, dict(h.metadata), explain(h), h.team) for h in hits]
 
     def search(self, query: str, collection: str = "", k: int = 10, farthest: bool = False,
                variant: str = "", filter: Mapping[str, str] | None = None,
                include_text: bool = False, min_score: float | None = None, offset: int = 0,
                routing_key: str = "", timeout: float | None = None, mode: str | None = None,
-               hybrid: Hybrid | None = None, explain: bool = False) -> SearchResult:
+               hybrid: Hybrid | None = None, explain: bool = False,
+               interleave: bool = False) -> SearchResult:
         """mode: "nearest" (= "dense"), "farthest", "lexical", "hybrid"; None = the
         collection's default mode. min_score applies to the score the mode returns
         (cosine, BM25 or fused). hybrid: fusion parameters (mode hybrid only).
-        explain: each hit carries its dense and lexical rank and score."""
+        explain: each hit carries its dense and lexical rank and score. interleave:
+        serve the collection's interleaving pair (live experiments)."""
         _check_k(k)
         request = pb.SearchRequest(collection=collection, query=query, k=k, variant=variant,
                                    filter=dict(filter or {}), include_text=include_text,
-                                   offset=offset, routing_key=routing_key,
+                                   offset=offset, routing_key=routing_key, interleave=interleave,
                                    **_search_fields(mode, farthest, hybrid, explain))
         if min_score is not None:
             request.min_score = min_score
         response = self._call("Search", request, timeout)
-        return SearchResult(self._hits(response.hits), response.variant, _MODE_NAMES[response.mode])
+        return SearchResult(self._hits(response.hits), response.variant, _MODE_NAMES[response.mode],
+                            response.query_id)
 
     def batch_search(self, queries: Sequence[str], collection: str = "", k: int = 10,
                      farthest: bool = False, variant: str = "",
@@ -421,6 +426,53 @@ class SearchClient:
         """Rebuild one collection's indexes (all when empty) on the running server
         (admin). Not retried: a rebuild may take minutes, give it a long timeout."""
         return self._call("Rebuild", pb.RebuildRequest(collection=collection), timeout, retry=False)
+
+    # -- live experiments (admin, except feedback and experiment_report) ----------------
+    def add_variant(self, collection: str, variant: Variant,
+                    timeout: float | None = None) -> pb.CollectionInfo:
+        """Add a variant to a live collection; it is built in the background."""
+        config = pb.VariantConfig(name=variant.name, model=variant.model,
+                                  index=pb.IndexConfig(kind=variant.index_kind,
+                                                       params=dict(variant.index_params)))
+        return self._call("AddVariant", pb.AddVariantRequest(collection=collection, variant=config),
+                          timeout, retry=False).collection
+
+    def remove_variant(self, collection: str, variant: str, timeout: float | None = None) -> bool:
+        return self._call("RemoveVariant", pb.RemoveVariantRequest(collection=collection, variant=variant),
+                          timeout).removed
+
+    def set_traffic(self, collection: str, weights: Mapping[str, float],
+                    timeout: float | None = None) -> dict[str, float]:
+        response = self._call("SetTraffic", pb.SetTrafficRequest(collection=collection,
+                                                                  weights=dict(weights)), timeout)
+        return dict(response.weights)
+
+    def set_shadow(self, collection: str, variant: str, fraction: float,
+                   timeout: float | None = None) -> None:
+        self._call("SetShadow", pb.SetShadowRequest(collection=collection, variant=variant,
+                                                    fraction=fraction), timeout)
+
+    def set_interleave(self, collection: str, variant_a: str, variant_b: str, fraction: float,
+                       timeout: float | None = None) -> None:
+        self._call("SetInterleave", pb.SetInterleaveRequest(
+            collection=collection, variant_a=variant_a, variant_b=variant_b, fraction=fraction), timeout)
+
+    def promote_variant(self, collection: str, variant: str, timeout: float | None = None) -> str:
+        """Make ``variant`` the default; returns the previous default (promote it to roll back)."""
+        return self._call("PromoteVariant", pb.PromoteVariantRequest(collection=collection,
+                                                                      variant=variant), timeout).previous
+
+    def feedback(self, query_id: str, clicked_ids: Sequence[str],
+                 dwell_ms: Sequence[float] = (), timeout: float | None = None) -> int:
+        return self._call("Feedback", pb.FeedbackRequest(query_id=query_id, clicked_ids=list(clicked_ids),
+                                                         dwell_ms=list(dwell_ms)), timeout).recorded
+
+    def experiment_report(self, collection: str, since: float = 0.0,
+                          timeout: float | None = None) -> dict:
+        import json
+        response = self._call("ExperimentReport", pb.ExperimentReportRequest(collection=collection,
+                                                                             since=since), timeout)
+        return json.loads(response.report_json)
 
     def stats(self, collection: str = "", timeout: float | None = None) -> pb.StatsResponse:
         return self._call("Stats", pb.StatsRequest(collection=collection), timeout)

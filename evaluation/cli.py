@@ -26,6 +26,10 @@ def register(subparsers) -> None:
                                     "end-to-end latency (host:port)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
+    live = p.add_argument_group("eval live (replay queries against a running server's variants)")
+    live.add_argument("--collection", help="collection to replay against")
+    live.add_argument("--queries", type=Path, help="queries.jsonl (BEIR) or one query per line")
+    live.add_argument("--qrels", type=Path, help="qrels TSV (BEIR) to judge the answers")
     p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     p.set_defaults(func=_eval)
 
@@ -101,6 +105,8 @@ def _eval(args) -> int:
         path = write_report(Path(args.rest[1]), lang=args.lang, roi_file=args.roi)
         print(f"wrote {path}")
         return 0
+    if args.rest == ["live"]:
+        return _eval_live(args)
     if args.rest:
         raise InvalidArgument("eval", f"unexpected arguments {args.rest}; did you mean `eval report DIR`?")
     if args.spec is None or args.out is None:
@@ -123,4 +129,27 @@ def _eval(args) -> int:
     from .results import summary_text, load_results
     print(summary_text(load_results(results_dir)))
     print(f"wrote {results_dir / 'results.json'} and {path}", file=sys.stderr)
+    return 0
+
+
+def _eval_live(args) -> int:
+    """`ranksearch eval live --server ADDR --collection C --queries FILE [--qrels FILE] [--out DIR]`."""
+    from ranksearch.client import SearchClient
+
+    from .live import judge, read_qrels, read_queries, replay, summary_text
+
+    if not args.server or not args.collection or args.queries is None:
+        missing = "server" if not args.server else "collection" if not args.collection else "queries"
+        raise InvalidArgument(missing, "required: ranksearch eval live --server HOST:PORT "
+                              "--collection C --queries FILE [--qrels FILE]")
+    queries = read_queries(args.queries)
+    qrels = read_qrels(args.qrels) if args.qrels else None
+    with SearchClient(args.server) as client:
+        result = judge(replay(client, args.collection, queries), qrels)
+    print(summary_text(result))
+    if args.out is not None:
+        import json
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "live.json").write_text(json.dumps(result, indent=1, ensure_ascii=False))
+        print(f"wrote {args.out / 'live.json'}", file=sys.stderr)
     return 0

@@ -493,9 +493,11 @@ class Indexer:
                     self._collections = {k: s for k, s in self._collections.items() if k != name}
             shutil.rmtree(self.data_dir / "snapshots" / name, ignore_errors=True)
 
-    def add_variant(self, collection: str, spec: VariantSpec) -> None:
+    def add_variant(self, collection: str, spec: VariantSpec, partial: bool = False) -> None:
         """Add a variant. On a non-empty collection it starts empty: fill it with
-        put_vectors (search covers the documents that have vectors so far)."""
+        put_vectors (search covers the documents that have vectors so far).
+        ``partial``: upserts may leave its vector out until :meth:`set_partial` clears
+        it (a background build fills the gaps)."""
         self._check_spec(spec, "spec")
         with self._write_mutex:
             state = self._state(collection)
@@ -508,6 +510,40 @@ class Indexer:
                 state.indexes[spec.name] = index
                 state.snapshots[spec.name] = None
                 state.dirty.add(spec.name)
+                if partial:
+                    state.partial.add(spec.name)
+
+    def set_partial(self, collection: str, variant: str, partial: bool) -> None:
+        """Mark a variant as being built (upserts may omit it) or complete."""
+        with self._write_mutex:
+            state = self._state(collection)
+            self._variant(state, variant)
+            with state.lock.write():
+                (state.partial.add if partial else state.partial.discard)(variant)
+
+    def remove_variant(self, collection: str, name: str) -> None:
+        """Drop a variant and its index and vectors; the default variant cannot go."""
+        with self._write_mutex:
+            state = self._state(collection)
+            self._variant(state, name, "name")
+            if name == state.default_variant:
+                raise FailedPrecondition("name", f"{name!r} is the default variant of {collection!r}; "
+                                         "promote another variant first")
+            self.store.remove_variant(collection, name)
+            with state.lock.write():
+                state.specs = {k: s for k, s in state.specs.items() if k != name}
+                state.indexes.pop(name, None)
+                state.snapshots.pop(name, None)
+                state.dirty.discard(name)
+                state.partial.discard(name)
+            snapshot_path(self.data_dir, collection, name).unlink(missing_ok=True)
+
+    def documents_without_vector(self, collection: str, variant: str, after_seq: int,
+                                 limit: int) -> list[tuple[int, str, str]]:
+        """(seq, id, text) of documents that still lack ``variant``'s vector (backfill)."""
+        state = self._state(collection)
+        self._variant(state, variant)
+        return self.store.documents_without_vector(collection, variant, after_seq, limit)
 
     def set_default_variant(self, collection: str, name: str) -> None:
         with self._write_mutex:
@@ -524,12 +560,13 @@ class Indexer:
         cfg = self.config
         state = self._state(collection)
         docs = v.check_documents(docs, cfg.max_id_length, cfg.max_batch)
-        unit = v.check_vectors(vectors, state.specs, len(docs), collection)
+        unit = v.check_vectors(vectors, state.specs, len(docs), collection, state.partial)
         if not docs:
             return 0
         terms = [lexical.analyse(state.lexical, d.text, d.metadata) for d in docs]  # outside the mutex
         with self._write_mutex:
-            if self._collections.get(collection) is not state or set(unit) != set(state.specs):
+            if (self._collections.get(collection) is not state or not set(unit) <= set(state.specs)
+                    or set(state.specs) - set(unit) - state.partial):
                 return self.upsert(collection, docs, vectors)  # changed while we validated
             rows = self.store.write_batch(collection, docs, unit, terms, commit=False)
             self._apply(state, lambda: state.apply_upsert(docs, rows, unit), commit=True)
@@ -556,9 +593,11 @@ class Indexer:
             self._apply(state, (lambda: state.apply_delete(removed)) if removed else None, commit=True)
         return len(removed)
 
-    def put_vectors(self, collection: str, variant: str, ids: list[str], vectors: np.ndarray) -> int:
+    def put_vectors(self, collection: str, variant: str, ids: list[str], vectors: np.ndarray,
+                    expected_seqs: list[int] | None = None) -> int:
         """Store one variant's vectors for existing documents (backfill after
-        add_variant, or re-encoding). Unknown ids are ignored; returns how many were stored."""
+        add_variant, or re-encoding). Unknown ids are ignored, and with
+        ``expected_seqs`` so are documents replaced since; returns how many were stored."""
         cfg = self.config
         state = self._state(collection)
         name = self._variant(state, variant)
@@ -568,7 +607,7 @@ class Indexer:
             return 0
         with self._write_mutex:
             state = self._state(collection)
-            seqs = self.store.put_vectors(collection, name, ids, unit)
+            seqs = self.store.put_vectors(collection, name, ids, unit, expected_seqs)
             found = [i for i, s in enumerate(seqs) if s is not None]
             new = np.array([seqs[i] for i in found], dtype=np.int64)
 

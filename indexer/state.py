@@ -37,6 +37,9 @@ class CollectionState:
     dirty: set[str] = field(default_factory=set)
     #: variants whose main index a background thread is rebuilding -> why
     maintaining: dict[str, str] = field(default_factory=dict)
+    #: variants added to a live collection and still being filled: an upsert may
+    #: leave their vector out (the background build adds it)
+    partial: set[str] = field(default_factory=set)
 
     # -- documents (write lock held) --------------------------------------------------------
     def add_doc(self, seq: int, doc_id: str, metadata: dict[str, str]) -> None:
@@ -68,7 +71,8 @@ class CollectionState:
             self.add_doc(seq, doc.id, dict(doc.metadata))
         for name, index in self.indexes.items():
             index.remove(old)
-            index.add(new, vectors[name])
+            if name in vectors:  # a partial variant may lack this batch (see `partial`)
+                index.add(new, vectors[name])
         self.dirty.update(self.indexes)
 
     def apply_delete(self, removed: list[tuple[str, int]]) -> None:

@@ -308,6 +308,12 @@ class Store:
         with self._txn() as conn:
             self._insert_variant(conn, collection, spec, time.time())
 
+    def remove_variant(self, collection: str, variant: str) -> None:
+        """Drop one variant and its vectors (the documents stay)."""
+        with self._txn() as conn:
+            conn.execute("DELETE FROM vectors WHERE variant = ?", (f"{collection}/{variant}",))
+            conn.execute("DELETE FROM variants WHERE collection = ? AND name = ?", (collection, variant))
+
     def set_default_variant(self, collection: str, variant: str) -> None:
         with self._txn() as conn:
             conn.execute("UPDATE collections SET default_variant = ? WHERE name = ?", (variant, collection))
@@ -393,16 +399,19 @@ class Store:
             lexical.delete_docs(conn, [seq for _, seq in removed])
         return removed
 
-    def put_vectors(self, collection: str, variant: str, ids: list[str], mat: np.ndarray) -> list[int | None]:
+    def put_vectors(self, collection: str, variant: str, ids: list[str], mat: np.ndarray,
+                    expected_seqs: Sequence[int] | None = None) -> list[int | None]:
         """Store (or overwrite) one variant's vectors for existing documents (backfill
-        after add_variant). Returns the seq of each id, None where it does not exist."""
+        after add_variant). Returns the seq of each id, None where it does not exist —
+        or, with ``expected_seqs``, where the document was replaced since that seq was
+        read (its vector came with the replacing upsert and must not be overwritten)."""
         seqs: list[int | None] = []
         with self._txn() as conn:
             for i, doc_id in enumerate(ids):
                 row = conn.execute(
                     "SELECT seq FROM documents WHERE collection = ? AND id = ?", (collection, doc_id)
                 ).fetchone()
-                if row is None:
+                if row is None or (expected_seqs is not None and row[0] != expected_seqs[i]):
                     seqs.append(None)
                     continue
                 conn.execute(
@@ -464,6 +473,16 @@ class Store:
         )
         for seq, doc_id, meta in cur:
             yield seq, doc_id, json.loads(meta)
+
+    def documents_without_vector(self, collection: str, variant: str, after_seq: int,
+                                 limit: int) -> list[tuple[int, str, str]]:
+        """(seq, id, text) of up to ``limit`` documents with seq > ``after_seq`` that have
+        no vector for ``variant`` yet, in seq order (the backfill of a new variant)."""
+        return self._reader().execute(
+            "SELECT d.seq, d.id, d.text FROM documents d WHERE d.collection = ? AND d.seq > ? "
+            "AND NOT EXISTS (SELECT 1 FROM vectors v WHERE v.variant = ? AND v.seq = d.seq) "
+            "ORDER BY d.seq LIMIT ?", (collection, after_seq, f"{collection}/{variant}", limit)
+        ).fetchall()
 
     def load_vectors(
         self, collection: str, variant: str, dim: int, seqs: Iterable[int] | None = None

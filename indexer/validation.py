@@ -2,7 +2,7 @@
 is written before all of a batch has passed."""
 from __future__ import annotations
 
-from typing import Any, Mapping, Sequence
+from typing import Any, Collection, Mapping, Sequence
 
 import numpy as np
 
@@ -92,8 +92,11 @@ def unit_rows(mat: Any, field: str, dim: int, rows: int | None) -> np.ndarray:
 
 
 def check_vectors(
-    vectors: Any, specs: Mapping[str, VariantSpec], rows: int, collection: str
+    vectors: Any, specs: Mapping[str, VariantSpec], rows: int, collection: str,
+    optional: Collection[str] = (),
 ) -> dict[str, np.ndarray]:
+    """One unit-row (rows, dim) array per variant; variants in ``optional`` (being
+    built in the background) may be missing."""
     if not isinstance(vectors, Mapping):
         raise InvalidArgument("vectors", "must be a dict: variant name -> (n, dim) array")
     for name in vectors:
@@ -104,6 +107,8 @@ def check_vectors(
     out = {}
     for name, spec in specs.items():
         if name not in vectors:
+            if name in optional:
+                continue
             raise InvalidArgument("vectors", f"missing variant {name!r}: every variant of {collection!r} needs vectors")
         out[name] = unit_rows(vectors[name], f"vectors[{name}]", spec.dim, rows)
     return out

@@ -22,6 +22,7 @@ _PACKAGES = (
     "ranksearch.service.cli",  # serve, config, query, upsert/import, delete, get, stats, collections, version, doctor
     "ranksearch.service.migrate_cli",  # migrate --to milvus
     "ranksearch.evaluation.cli",  # eval, probe
+    "ranksearch.service.ab_cli",  # ab (live experiments)
 )
 
 

@@ -19,6 +19,9 @@ METHOD_ROLES = {
     "Stats": "read", "ListCollections": "read",
     "Upsert": "write", "UpsertStream": "write", "Delete": "write",
     "CreateCollection": "admin", "DeleteCollection": "admin", "Verify": "admin", "Rebuild": "admin",
+    "AddVariant": "admin", "RemoveVariant": "admin", "SetTraffic": "admin", "SetShadow": "admin",
+    "SetInterleave": "admin", "PromoteVariant": "admin",
+    "Feedback": "read", "ExperimentReport": "read",
 }
 SERVICE_PREFIX = "/ranksearch.v1.SearchService/"
 

@@ -162,6 +162,31 @@ class BatchingSection:
 
 
 @dataclass
+class ExperimentsSection:
+    """Live experiments: variant builds, shadow traffic, impression log."""
+
+    build_batch: int = _f(64, "documents encoded per batch when a variant is added to a live collection")
+    build_max_p95_ms: float = _f(250.0, "pause a variant build while the collection's search p95 is "
+                                 "above this (ms); 0: never pause")
+    shadow_queue: int = _f(256, "shadow searches waiting at most; more are dropped and counted")
+    shadow_log_rows: int = _f(100_000, "shadow comparisons kept (oldest dropped first)")
+    impression_flush_ms: float = _f(50.0, "impressions are committed in groups this often")
+
+    def __post_init__(self):
+        if not 1 <= self.build_batch <= 4096:
+            raise ConfigError("build_batch", f"must be between 1 and 4096, got {self.build_batch}")
+        if not (self.build_max_p95_ms >= 0 and self.build_max_p95_ms < 1e7):
+            raise ConfigError("build_max_p95_ms", f"must be >= 0, got {self.build_max_p95_ms}")
+        if not 1 <= self.shadow_queue <= 100_000:
+            raise ConfigError("shadow_queue", f"must be between 1 and 100000, got {self.shadow_queue}")
+        if not 1000 <= self.shadow_log_rows <= 100_000_000:
+            raise ConfigError("shadow_log_rows", f"must be between 1000 and 1e8, got {self.shadow_log_rows}")
+        if not 1 <= self.impression_flush_ms <= 10_000:
+            raise ConfigError("impression_flush_ms", f"must be between 1 and 10000, got "
+                              f"{self.impression_flush_ms}")
+
+
+@dataclass
 class TokenSection:
     """A bearer token: only its sha256 is stored."""
 
@@ -317,6 +342,7 @@ class ServiceConfig:
     shutdown_grace_s: float = _f(10.0, "on SIGTERM, how long in-flight requests may finish")
     limits: LimitsSection = _f(doc="request limits", factory=LimitsSection)
     batching: BatchingSection = _f(doc="micro-batching of encode requests", factory=BatchingSection)
+    experiments: ExperimentsSection = _f(doc="live A/B experiments", factory=ExperimentsSection)
     auth: AuthSection = _f(doc="bearer tokens", factory=AuthSection)
     tls: TlsSection = _f(doc="TLS / mutual TLS", factory=TlsSection)
     metrics: MetricsSection = _f(doc="Prometheus endpoint", factory=MetricsSection)

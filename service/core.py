@@ -98,6 +98,8 @@ class SearchCore:
         self._collections: dict[str, Any] = {}
         self._admin_lock = threading.Lock()
         self._latency: dict[tuple[str, str], LatencyWindow] = {}
+        #: (collection, variant) -> why it takes no traffic yet (a live build in progress)
+        self.not_ready: dict[tuple[str, str], str] = {}
         self.refresh()
 
     # ------------------------------------------------------------ models
@@ -187,33 +189,12 @@ class SearchCore:
                           default_variant: str = "", lexical=None, defaults=None):
         """`lexical` (LexicalConfig) and `defaults` (SearchDefaults): the collection's
         lexical index settings and its search defaults; None = the built-in ones."""
-        from ranksearch.indexer.types import IndexSpec, VariantSpec
-
         check_name(name, "name")
         variants = list(variants) or [VariantRequest()]
         specs, seen = [], set()
         for i, v in enumerate(variants):
-            where = f"variants[{i}]"
-            check_name(v.name, f"{where}.name")
-            if v.name in seen:
-                raise InvalidArgument(f"{where}.name", f"duplicate variant name {v.name!r}")
-            if not (math.isfinite(v.weight) and v.weight >= 0):
-                raise InvalidArgument(f"{where}.weight", f"must be a finite number >= 0, got {v.weight}")
-            if v.index_params and not v.index_kind:
-                raise InvalidArgument(f"{where}.index.kind", "is empty while params are set: name the "
-                                      "kind the params are for")
+            specs.append(self.variant_spec(v, f"variants[{i}]", seen))
             seen.add(v.name)
-            model = v.model or self.default_model
-            try:
-                embedder, _ = self.encoder(model)
-            except (FailedPrecondition, NotFound) as exc:
-                raise NotFound(f"{where}.model", exc.message) from None
-            except InvalidArgument as exc:
-                raise InvalidArgument(f"{where}.model", exc.message) from None
-            kind = v.index_kind or self.default_index.kind
-            params = dict(v.index_params) if v.index_kind else dict(self.default_index.params)
-            specs.append(VariantSpec(name=v.name, dim=int(embedder.dim),
-                                     index=IndexSpec(kind=kind, params=params), encoder=model))
         default = default_variant or variants[0].name
         if default not in seen:
             raise NotFound("default_variant", f"{default!r} is not one of the variants {sorted(seen)}")
@@ -223,6 +204,31 @@ class SearchCore:
             self.routing.set_weights(name, {v.name: v.weight for v in variants})
             self.refresh()
         return self._collections[name]
+
+    def variant_spec(self, v: VariantRequest, where: str, taken: set[str]):
+        """Validate one variant request (``where`` names it in errors) into a VariantSpec
+        (CreateCollection, AddVariant); ``taken``: variant names already in use."""
+        from ranksearch.indexer.types import IndexSpec, VariantSpec
+
+        check_name(v.name, f"{where}.name")
+        if v.name in taken:
+            raise InvalidArgument(f"{where}.name", f"duplicate variant name {v.name!r}")
+        if not (math.isfinite(v.weight) and v.weight >= 0):
+            raise InvalidArgument(f"{where}.weight", f"must be a finite number >= 0, got {v.weight}")
+        if v.index_params and not v.index_kind:
+            raise InvalidArgument(f"{where}.index.kind", "is empty while params are set: name the "
+                                  "kind the params are for")
+        model = v.model or self.default_model
+        try:
+            embedder, _ = self.encoder(model)
+        except (FailedPrecondition, NotFound) as exc:
+            raise NotFound(f"{where}.model", exc.message) from None
+        except InvalidArgument as exc:
+            raise InvalidArgument(f"{where}.model", exc.message) from None
+        kind = v.index_kind or self.default_index.kind
+        params = dict(v.index_params) if v.index_kind else dict(self.default_index.params)
+        return VariantSpec(name=v.name, dim=int(embedder.dim),
+                           index=IndexSpec(kind=kind, params=params), encoder=model)
 
     def delete_collection(self, name: str) -> None:
         info = self.collection(name, "name", unavailable_ok=True) if name else None
@@ -341,10 +347,24 @@ class SearchCore:
     # ------------------------------------------------------------ search
 
     def choose_variant(self, info, requested: str, routing_key: str) -> Any:
-        if requested:
-            return self.variant(info, requested)
-        name = self.routing.choose(info.name, info.default_variant, routing_key)
-        return self.variant(info, name)
+        name = requested or self.routing.choose(info.name, info.default_variant, routing_key)
+        spec = self.variant(info, name)
+        reason = self.not_ready.get((info.name, name))
+        if reason:
+            if not requested:  # a split never routes to an unfinished variant
+                return self.variant(info, info.default_variant)
+            raise FailedPrecondition("variant", f"variant {name!r} of {info.name!r} takes no "
+                                     f"traffic yet: {reason}")
+        return spec
+
+    def encode_documents(self, model: str, texts: list[str]) -> np.ndarray:
+        """Encode documents with a model outside any request (background builds)."""
+        return self._encode(model, texts, _always, None)
+
+    def serving_p95(self, collection: str) -> float:
+        """Highest recent search p95 (ms) among the collection's variants."""
+        return max((w.percentiles()[1] for (c, _), w in list(self._latency.items()) if c == collection),
+                   default=0.0)
 
     def search(self, collection: str, queries: Sequence[str], request: SearchRequest,
                routing_key: str = "", alive: Alive = _always, timeout: float | None = None,
@@ -377,7 +397,7 @@ class SearchCore:
     def embed(self, collection: str, variant: str, texts: Sequence[str],
               alive: Alive = _always, timeout: float | None = None) -> tuple[str, np.ndarray]:
         info = self.collection(collection)
-        spec = self.variant(info, variant or info.default_variant)
+        spec = self.choose_variant(info, variant or info.default_variant, "")
         self._check_count(len(texts), "texts")
         for i, t in enumerate(texts):
             self._check_text(t, f"texts[{i}]")

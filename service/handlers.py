@@ -26,7 +26,7 @@ from ranksearch.indexer.lexical import LexicalConfig
 from ranksearch.indexer.request import SearchDefaults
 from ranksearch.service import search_wire
 from ranksearch.service.core import SearchCore, VariantRequest
-from ranksearch.service.interceptors import answered_variant
+from ranksearch.service.interceptors import answered_variant, caller
 from ranksearch.service.logs import get_logger, request_id
 from ranksearch.service.wire import Undecodable, deserializer, transport_limit
 
@@ -88,9 +88,13 @@ def _rpc(method):
     return handler
 
 
-def _hit(h) -> pb.Hit:
+def _hit(h, team: str = "") -> pb.Hit:
     return pb.Hit(id=h.id, score=float(h.score), text=h.text or "", metadata=h.metadata or {},
-                  explain=search_wire.explain_pb(h.explain))
+                  explain=search_wire.explain_pb(h.explain), team=team)
+
+
+def _who(context: grpc.ServicerContext) -> str:
+    return caller.get() or f"peer:{context.peer()}"
 
 
 def _index(spec) -> pb.IndexConfig:
@@ -104,6 +108,7 @@ class SearchServicer:
                  request_counts: dict[str, int] | None = None,
                  max_response_bytes: int = transport_limit(16 * 1024 * 1024)):
         self.core = core
+        self.live = None  # LiveExperiments, set with the core when the server is ready
         self.ready = ready or threading.Event()
         self.request_counts = request_counts if request_counts is not None else {}
         self.max_response_bytes = max_response_bytes
@@ -152,6 +157,7 @@ class SearchServicer:
     @_rpc
     def DeleteCollection(self, request, context):
         self.core.delete_collection(request.name)
+        self.live.drop_collection(request.name)
         return pb.DeleteCollectionResponse(deleted=True)
 
     @_rpc
@@ -188,12 +194,15 @@ class SearchServicer:
 
     @_rpc
     def Search(self, request, context):
-        variant, mode, hits = self.core.search(
-            request.collection, [request.query], search_wire.search_request(request),
-            request.routing_key or request_id.get(), _alive(context), _timeout(context), query_field="query")
-        answered_variant.set(variant)
-        return pb.SearchResponse(hits=[_hit(h) for h in hits[0]], variant=variant,
-                                 mode=search_wire.MODE_ENUMS[mode])
+        served = self.live.search(request.collection, request.query, search_wire.search_request(request),
+                                  request.routing_key or request_id.get(), _alive(context),
+                                  _timeout(context), interleave=request.interleave)
+        answered_variant.set(served.variant)
+        names = dict(zip("ab", served.variant.split("+"))) if served.teams else {}
+        teams = [names[t] for t in served.teams] if served.teams else [""] * len(served.hits)
+        return pb.SearchResponse(hits=[_hit(h, t) for h, t in zip(served.hits, teams)],
+                                 variant=served.variant, mode=search_wire.MODE_ENUMS[served.mode],
+                                 query_id=served.query_id)
 
     @_rpc
     def BatchSearch(self, request, context):
@@ -227,11 +236,21 @@ class SearchServicer:
             lex = c.get("lexical") or {}
             state = "ready" if lex.get("ready", True) else \
                 f"backfilling: {lex.get('documents', 0)} of {c['documents']} documents"
+            builds = self.live.builds(c["name"])
+            for v in variants:
+                b = builds.get(v.name)
+                if b:
+                    v.build_state, v.build_done, v.build_total = b["state"], b["done"], b["total"]
+                v.not_ready = self.core.not_ready.get((c["name"], v.name), "")
+            counts = self.live.shadow.counts
             collections.append(pb.CollectionStats(
                 name=c["name"], documents=c["documents"], variants=variants,
                 unavailable_reason=c["unavailable"],
                 lexical=pb.LexicalStats(analyzer=lex.get("analyzer", ""), documents=lex.get("documents", 0),
-                                        ready=lex.get("ready", True), state=state)))
+                                        ready=lex.get("ready", True), state=state),
+                experiments_json=json.dumps(self.live.settings(c["name"]), sort_keys=True),
+                shadow_done=counts["done"], shadow_dropped=counts["dropped"],
+                shadow_failed=counts["failed"]))
         return pb.StatsResponse(collections=collections, requests=dict(self.request_counts))
 
     @_rpc
@@ -245,6 +264,56 @@ class SearchServicer:
         names, seconds, report = self.core.rebuild(request.collection)
         return pb.RebuildResponse(collections=names, seconds=seconds, ok=report["ok"],
                                   problems=report["problems"])
+
+    # ------------------------------------------------------------ live experiments
+
+    @_rpc
+    def AddVariant(self, request, context):
+        v = request.variant
+        self.live.add_variant(request.collection, VariantRequest(
+            name=v.name, model=v.model, index_kind=v.index.kind, index_params=dict(v.index.params)),
+            _who(context))
+        info = self.core.collection(request.collection)
+        return pb.AddVariantResponse(collection=self.collection_info(info))
+
+    @_rpc
+    def RemoveVariant(self, request, context):
+        self.live.remove_variant(request.collection, request.variant, _who(context))
+        return pb.RemoveVariantResponse(removed=True)
+
+    @_rpc
+    def SetTraffic(self, request, context):
+        self.live.set_traffic(request.collection, dict(request.weights), _who(context))
+        return pb.SetTrafficResponse(weights=self.core.routing.weights(
+            self.core.collection(request.collection).name))
+
+    @_rpc
+    def SetShadow(self, request, context):
+        self.live.set_shadow(request.collection, request.variant, request.fraction, _who(context))
+        return pb.SetShadowResponse()
+
+    @_rpc
+    def SetInterleave(self, request, context):
+        self.live.set_interleave(request.collection, request.variant_a, request.variant_b,
+                                 request.fraction, _who(context))
+        return pb.SetInterleaveResponse()
+
+    @_rpc
+    def PromoteVariant(self, request, context):
+        previous = self.live.promote(request.collection, request.variant, _who(context))
+        return pb.PromoteVariantResponse(previous=previous)
+
+    @_rpc
+    def Feedback(self, request, context):
+        n = self.live.feedback(request.query_id, list(request.clicked_ids), list(request.dwell_ms))
+        return pb.FeedbackResponse(recorded=n)
+
+    @_rpc
+    def ExperimentReport(self, request, context):
+        if not (request.since >= 0 and request.since < 1e11):
+            raise InvalidArgument("since", f"must be a Unix time >= 0, got {request.since}")
+        report = self.live.report(request.collection, request.since)
+        return pb.ExperimentReportResponse(report_json=json.dumps(report, sort_keys=True))
 
 
 def health_handler(servicer, max_message_bytes: int) -> grpc.GenericRpcHandler:

@@ -29,6 +29,8 @@ from ranksearch.errors import ResourceExhausted, RanksearchError
 
 #: the variant that answered, set by a handler for the access log and the latency metric
 answered_variant: contextvars.ContextVar[str] = contextvars.ContextVar("answered_variant", default="")
+#: who called: the token's name when auth is on, else the peer address (audit log)
+caller: contextvars.ContextVar[str] = contextvars.ContextVar("caller", default="")
 
 Around = Callable[[Callable, object, grpc.ServicerContext], object]
 
@@ -120,6 +122,8 @@ class AuthInterceptor(grpc.ServerInterceptor):
                 self.auth.authorize(principal, details.method)
             except RanksearchError as exc:
                 service_errors.abort(ctx, exc)
+            if principal is not None:
+                caller.set(f"token:{principal.name}")
             return behaviour(req, ctx)
         return _wrap(handler, around)
 

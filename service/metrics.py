@@ -38,6 +38,31 @@ class _CollectionCollector:
         yield down
 
 
+class _ExperimentCollector:
+    """Shadow searches by outcome and variant builds in progress, read at scrape time."""
+
+    def __init__(self, source: Callable[[], object]):
+        self._source = source  # -> LiveExperiments or None (not ready yet)
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily
+
+        shadow = CounterMetricFamily("ranksearch_shadow_searches", "shadow searches by outcome "
+                                     "(done, dropped: queue full, failed)", labels=["outcome"])
+        building = GaugeMetricFamily("ranksearch_variant_build_remaining",
+                                     "documents a live variant build still has to encode",
+                                     labels=["collection", "variant"])
+        live = self._source()
+        if live is not None:
+            for outcome, n in live.shadow.counts.items():
+                shadow.add_metric([outcome], n)
+            for (collection, variant), b in live.log.builds().items():
+                if b["state"] == "building":
+                    building.add_metric([collection, variant], max(0, b["total"] - b["done"]))
+        yield shadow
+        yield building
+
+
 class Metrics:
     def __init__(self):
         self.registry = CollectorRegistry()
@@ -70,6 +95,9 @@ class Metrics:
     def bind(self, queue_depth: Callable[[], int], collection_stats: Callable[[], list[dict]]) -> None:
         self.queue_depth.set_function(queue_depth)
         self.registry.register(_CollectionCollector(collection_stats))
+
+    def bind_experiments(self, live: Callable[[], object]) -> None:
+        self.registry.register(_ExperimentCollector(live))
 
     def serve(self, host: str, port: int) -> int:
         """Start the HTTP endpoint; returns the bound port."""

@@ -1,14 +1,21 @@
 """Which variant answers a search that names none: the default, or a weighted split.
 
 Weights live in ``<data_dir>/service/routing.json`` ({collection: {variant: weight}}),
-written atomically; the indexer's VariantSpec has no weight field. The split is
-deterministic: sha256(routing key) picks a point in [0, 1) that falls into one
-variant's share (variants sorted by name), so a user keeps seeing the same variant.
+written atomically; the indexer's VariantSpec has no weight field.
+
+The split is sticky and moves as few users as possible when weights change: weighted
+rendezvous hashing (Schindelhauer & Schomaker, 2005). Each (key, variant) pair gets a
+uniform u = sha256(collection, variant, key) in (0, 1); the variant with the smallest
+-ln(u)/weight wins. A key lands on a variant with probability weight/total, the same
+key always gets the same variant, and raising one variant's weight only moves keys
+*to* that variant (no reshuffle among the others), unlike cutting [0, 1) into
+intervals, where one weight change shifts every boundary after it.
 """
 from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -44,14 +51,7 @@ class RoutingTable:
         weights = self._weights.get(collection)
         if not weights:
             return default
-        total = sum(weights.values())
-        digest = hashlib.sha256(f"{collection}\0{key}".encode()).digest()
-        point = int.from_bytes(digest[:8], "big") / 2**64 * total
-        for name in sorted(weights):
-            point -= weights[name]
-            if point < 0:
-                return name
-        return sorted(weights)[-1]
+        return rendezvous(collection, key, weights)
 
     def _save(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -61,3 +61,18 @@ class RoutingTable:
             fh.flush()
             os.fsync(fh.fileno())
         os.replace(tmp, self.path)
+
+
+def rendezvous(collection: str, key: str, weights: dict[str, float]) -> str:
+    """The variant for ``key`` under weighted rendezvous hashing (weights > 0)."""
+    best, best_score = "", math.inf
+    for name in sorted(weights):
+        w = weights[name]
+        if w <= 0:
+            continue
+        digest = hashlib.sha256(f"{collection}\0{name}\0{key}".encode()).digest()
+        u = (int.from_bytes(digest[:8], "big") + 0.5) / 2**64  # (0, 1), never 0
+        score = -math.log(u) / w
+        if score < best_score:
+            best, best_score = name, score
+    return best

@@ -60,6 +60,7 @@ class Server:
         self.failed: BaseException | None = None
         self.indexer = None
         self.core: SearchCore | None = None
+        self.live = None  # LiveExperiments
         self.port = 0
         self.metrics_port: int | None = None
         self.startup_seconds: float | None = None
@@ -107,6 +108,7 @@ class Server:
         if cfg.metrics.port is not None:
             self.metrics.bind(lambda: self.core.queue_depth() if self.core else 0,
                               lambda: self.core.stats() if self.core else [])
+            self.metrics.bind_experiments(lambda: self.live)
             try:
                 self.metrics_port = self.metrics.serve(cfg.metrics.host, cfg.metrics.port)
             except OSError as exc:  # e.g. a second server on this host, same metrics port
@@ -151,6 +153,15 @@ class Server:
                 self.core.close()
                 self.indexer.close()
                 return
+            from ranksearch.service.ab import LiveExperiments
+            from ranksearch.service.experiments import ExperimentLog
+
+            ex = cfg.experiments
+            self.live = LiveExperiments(self.core, ExperimentLog(
+                data / "service" / "experiments.sqlite", flush_ms=ex.impression_flush_ms,
+                shadow_rows=ex.shadow_log_rows), ex)
+            self.live.start()
+            self.servicer.live = self.live
             self.servicer.core = self.core
             self.startup_seconds = time.perf_counter() - self._started_at
             self.ready.set()
@@ -220,6 +231,8 @@ class Server:
         if self._grpc is not None:
             self._set_health(health_pb2.HealthCheckResponse.NOT_SERVING)
             self._grpc.stop(grace).wait()
+        if self.live is not None:
+            self.live.close()  # stops variant builds (resumed on the next start)
         if self.core is not None:
             self.core.close()
         if self.indexer is not None:

@@ -101,6 +101,46 @@ class SearchServiceStub:
                 request_serializer=ranksearch_dot_v1_dot_search__pb2.RebuildRequest.SerializeToString,
                 response_deserializer=ranksearch_dot_v1_dot_search__pb2.RebuildResponse.FromString,
                 _registered_method=True)
+        self.AddVariant = channel.unary_unary(
+                '/ranksearch.v1.SearchService/AddVariant',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.AddVariantRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.AddVariantResponse.FromString,
+                _registered_method=True)
+        self.RemoveVariant = channel.unary_unary(
+                '/ranksearch.v1.SearchService/RemoveVariant',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.RemoveVariantRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.RemoveVariantResponse.FromString,
+                _registered_method=True)
+        self.SetTraffic = channel.unary_unary(
+                '/ranksearch.v1.SearchService/SetTraffic',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.SetTrafficRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.SetTrafficResponse.FromString,
+                _registered_method=True)
+        self.SetShadow = channel.unary_unary(
+                '/ranksearch.v1.SearchService/SetShadow',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.SetShadowRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.SetShadowResponse.FromString,
+                _registered_method=True)
+        self.SetInterleave = channel.unary_unary(
+                '/ranksearch.v1.SearchService/SetInterleave',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.SetInterleaveRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.SetInterleaveResponse.FromString,
+                _registered_method=True)
+        self.PromoteVariant = channel.unary_unary(
+                '/ranksearch.v1.SearchService/PromoteVariant',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.PromoteVariantRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.PromoteVariantResponse.FromString,
+                _registered_method=True)
+        self.Feedback = channel.unary_unary(
+                '/ranksearch.v1.SearchService/Feedback',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.FeedbackRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.FeedbackResponse.FromString,
+                _registered_method=True)
+        self.ExperimentReport = channel.unary_unary(
+                '/ranksearch.v1.SearchService/ExperimentReport',
+                request_serializer=ranksearch_dot_v1_dot_search__pb2.ExperimentReportRequest.SerializeToString,
+                response_deserializer=ranksearch_dot_v1_dot_search__pb2.ExperimentReportResponse.FromString,
+                _registered_method=True)
 
 
 class SearchServiceServicer:
@@ -206,6 +246,70 @@ class SearchServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def AddVariant(self, request, context):
+        """--- Live experiments (see docs/LIVE_AB.md) ---
+        Adds a variant to a live collection. It encodes and indexes every existing
+        document in the background (resumed after a restart, paused while serving p95
+        is above experiments.build_max_p95_ms); new upserts write it too. It takes no
+        traffic until its build is complete (Stats: build_state). Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def RemoveVariant(self, request, context):
+        """Removes a variant (not the default one) with its index and vectors. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetTraffic(self, request, context):
+        """Sets the sticky traffic split of searches that name no variant. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetShadow(self, request, context):
+        """Shadows a candidate variant on a fraction of searches, after their responses
+        are sent, and records how its answers compare. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetInterleave(self, request, context):
+        """Serves a fraction of searches as a team-draft interleaving of two variants.
+        Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def PromoteVariant(self, request, context):
+        """Makes a variant the default and gives it all split traffic, atomically;
+        promoting the previous default again is the rollback. Role: admin.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def Feedback(self, request, context):
+        """Records the clicks on the hits of a search that returned a query_id. Role: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExperimentReport(self, request, context):
+        """The live comparison of a collection's variants: split CTR, interleaving
+        preference with a sign test, shadow overlap and latency, builds, audit. Role: read.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_SearchServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -273,6 +377,46 @@ def add_SearchServiceServicer_to_server(servicer, server):
                     servicer.Rebuild,
                     request_deserializer=ranksearch_dot_v1_dot_search__pb2.RebuildRequest.FromString,
                     response_serializer=ranksearch_dot_v1_dot_search__pb2.RebuildResponse.SerializeToString,
+            ),
+            'AddVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.AddVariant,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.AddVariantRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.AddVariantResponse.SerializeToString,
+            ),
+            'RemoveVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.RemoveVariant,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.RemoveVariantRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.RemoveVariantResponse.SerializeToString,
+            ),
+            'SetTraffic': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetTraffic,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.SetTrafficRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.SetTrafficResponse.SerializeToString,
+            ),
+            'SetShadow': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetShadow,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.SetShadowRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.SetShadowResponse.SerializeToString,
+            ),
+            'SetInterleave': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetInterleave,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.SetInterleaveRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.SetInterleaveResponse.SerializeToString,
+            ),
+            'PromoteVariant': grpc.unary_unary_rpc_method_handler(
+                    servicer.PromoteVariant,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.PromoteVariantRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.PromoteVariantResponse.SerializeToString,
+            ),
+            'Feedback': grpc.unary_unary_rpc_method_handler(
+                    servicer.Feedback,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.FeedbackRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.FeedbackResponse.SerializeToString,
+            ),
+            'ExperimentReport': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExperimentReport,
+                    request_deserializer=ranksearch_dot_v1_dot_search__pb2.ExperimentReportRequest.FromString,
+                    response_serializer=ranksearch_dot_v1_dot_search__pb2.ExperimentReportResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -628,6 +772,222 @@ class SearchService:
             '/ranksearch.v1.SearchService/Rebuild',
             ranksearch_dot_v1_dot_search__pb2.RebuildRequest.SerializeToString,
             ranksearch_dot_v1_dot_search__pb2.RebuildResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def AddVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/AddVariant',
+            ranksearch_dot_v1_dot_search__pb2.AddVariantRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.AddVariantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def RemoveVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/RemoveVariant',
+            ranksearch_dot_v1_dot_search__pb2.RemoveVariantRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.RemoveVariantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetTraffic(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/SetTraffic',
+            ranksearch_dot_v1_dot_search__pb2.SetTrafficRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.SetTrafficResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetShadow(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/SetShadow',
+            ranksearch_dot_v1_dot_search__pb2.SetShadowRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.SetShadowResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetInterleave(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/SetInterleave',
+            ranksearch_dot_v1_dot_search__pb2.SetInterleaveRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.SetInterleaveResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def PromoteVariant(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/PromoteVariant',
+            ranksearch_dot_v1_dot_search__pb2.PromoteVariantRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.PromoteVariantResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Feedback(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/Feedback',
+            ranksearch_dot_v1_dot_search__pb2.FeedbackRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.FeedbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExperimentReport(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/ranksearch.v1.SearchService/ExperimentReport',
+            ranksearch_dot_v1_dot_search__pb2.ExperimentReportRequest.SerializeToString,
+            ranksearch_dot_v1_dot_search__pb2.ExperimentReportResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -11,8 +11,90 @@ class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NEAREST: _ClassVar[SearchMode]
     FARTHEST: _ClassVar[SearchMode]
+    LEXICAL: _ClassVar[SearchMode]
+    HYBRID: _ClassVar[SearchMode]
+
+class HybridFusion(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HYBRID_FUSION_UNSPECIFIED: _ClassVar[HybridFusion]
+    HYBRID_FUSION_RRF: _ClassVar[HybridFusion]
+    HYBRID_FUSION_WEIGHTED: _ClassVar[HybridFusion]
+
+class HybridNormalization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    HYBRID_NORMALIZATION_UNSPECIFIED: _ClassVar[HybridNormalization]
+    HYBRID_NORMALIZATION_MIN_MAX: _ClassVar[HybridNormalization]
+    HYBRID_NORMALIZATION_Z_SCORE: _ClassVar[HybridNormalization]
 NEAREST: SearchMode
 FARTHEST: SearchMode
+LEXICAL: SearchMode
+HYBRID: SearchMode
+HYBRID_FUSION_UNSPECIFIED: HybridFusion
+HYBRID_FUSION_RRF: HybridFusion
+HYBRID_FUSION_WEIGHTED: HybridFusion
+HYBRID_NORMALIZATION_UNSPECIFIED: HybridNormalization
+HYBRID_NORMALIZATION_MIN_MAX: HybridNormalization
+HYBRID_NORMALIZATION_Z_SCORE: HybridNormalization
+
+class HybridParams(_message.Message):
+    __slots__ = ("fusion", "rrf_k", "dense_weight", "lexical_weight", "normalization", "dense_candidates", "lexical_candidates")
+    FUSION_FIELD_NUMBER: _ClassVar[int]
+    RRF_K_FIELD_NUMBER: _ClassVar[int]
+    DENSE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    NORMALIZATION_FIELD_NUMBER: _ClassVar[int]
+    DENSE_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_CANDIDATES_FIELD_NUMBER: _ClassVar[int]
+    fusion: HybridFusion
+    rrf_k: float
+    dense_weight: float
+    lexical_weight: float
+    normalization: HybridNormalization
+    dense_candidates: int
+    lexical_candidates: int
+    def __init__(self, fusion: _Optional[_Union[HybridFusion, str]] = ..., rrf_k: _Optional[float] = ..., dense_weight: _Optional[float] = ..., lexical_weight: _Optional[float] = ..., normalization: _Optional[_Union[HybridNormalization, str]] = ..., dense_candidates: _Optional[int] = ..., lexical_candidates: _Optional[int] = ...) -> None: ...
+
+class HybridExplain(_message.Message):
+    __slots__ = ("dense_rank", "dense_score", "lexical_rank", "lexical_score")
+    DENSE_RANK_FIELD_NUMBER: _ClassVar[int]
+    DENSE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_RANK_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_SCORE_FIELD_NUMBER: _ClassVar[int]
+    dense_rank: int
+    dense_score: float
+    lexical_rank: int
+    lexical_score: float
+    def __init__(self, dense_rank: _Optional[int] = ..., dense_score: _Optional[float] = ..., lexical_rank: _Optional[int] = ..., lexical_score: _Optional[float] = ...) -> None: ...
+
+class LexicalConfig(_message.Message):
+    __slots__ = ("analyzer", "language", "k1", "b", "title_field", "title_weight", "text_weight")
+    ANALYZER_FIELD_NUMBER: _ClassVar[int]
+    LANGUAGE_FIELD_NUMBER: _ClassVar[int]
+    K1_FIELD_NUMBER: _ClassVar[int]
+    B_FIELD_NUMBER: _ClassVar[int]
+    TITLE_FIELD_FIELD_NUMBER: _ClassVar[int]
+    TITLE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    TEXT_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    analyzer: str
+    language: str
+    k1: float
+    b: float
+    title_field: str
+    title_weight: float
+    text_weight: float
+    def __init__(self, analyzer: _Optional[str] = ..., language: _Optional[str] = ..., k1: _Optional[float] = ..., b: _Optional[float] = ..., title_field: _Optional[str] = ..., title_weight: _Optional[float] = ..., text_weight: _Optional[float] = ...) -> None: ...
+
+class LexicalStats(_message.Message):
+    __slots__ = ("analyzer", "documents", "ready", "state")
+    ANALYZER_FIELD_NUMBER: _ClassVar[int]
+    DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    STATE_FIELD_NUMBER: _ClassVar[int]
+    analyzer: str
+    documents: int
+    ready: bool
+    state: str
+    def __init__(self, analyzer: _Optional[str] = ..., documents: _Optional[int] = ..., ready: _Optional[bool] = ..., state: _Optional[str] = ...) -> None: ...
 
 class Document(_message.Message):
     __slots__ = ("id", "text", "metadata")
@@ -59,14 +141,20 @@ class VariantConfig(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
-    __slots__ = ("name", "variants", "default_variant")
+    __slots__ = ("name", "variants", "default_variant", "lexical", "default_mode", "default_hybrid")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VARIANT_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HYBRID_FIELD_NUMBER: _ClassVar[int]
     name: str
     variants: _containers.RepeatedCompositeFieldContainer[VariantConfig]
     default_variant: str
-    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantConfig, _Mapping]]] = ..., default_variant: _Optional[str] = ...) -> None: ...
+    lexical: LexicalConfig
+    default_mode: SearchMode
+    default_hybrid: HybridParams
+    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantConfig, _Mapping]]] = ..., default_variant: _Optional[str] = ..., lexical: _Optional[_Union[LexicalConfig, _Mapping]] = ..., default_mode: _Optional[_Union[SearchMode, str]] = ..., default_hybrid: _Optional[_Union[HybridParams, _Mapping]] = ...) -> None: ...
 
 class VariantInfo(_message.Message):
     __slots__ = ("name", "model", "index", "dim", "weight", "is_default")
@@ -85,16 +173,24 @@ class VariantInfo(_message.Message):
     def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
-    __slots__ = ("name", "variants", "default_variant", "documents")
+    __slots__ = ("name", "variants", "default_variant", "documents", "unavailable_reason", "lexical", "default_mode", "default_hybrid")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
     DEFAULT_VARIANT_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_MODE_FIELD_NUMBER: _ClassVar[int]
+    DEFAULT_HYBRID_FIELD_NUMBER: _ClassVar[int]
     name: str
     variants: _containers.RepeatedCompositeFieldContainer[VariantInfo]
     default_variant: str
     documents: int
-    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantInfo, _Mapping]]] = ..., default_variant: _Optional[str] = ..., documents: _Optional[int] = ...) -> None: ...
+    unavailable_reason: str
+    lexical: LexicalConfig
+    default_mode: SearchMode
+    default_hybrid: HybridParams
+    def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantInfo, _Mapping]]] = ..., default_variant: _Optional[str] = ..., documents: _Optional[int] = ..., unavailable_reason: _Optional[str] = ..., lexical: _Optional[_Union[LexicalConfig, _Mapping]] = ..., default_mode: _Optional[_Union[SearchMode, str]] = ..., default_hybrid: _Optional[_Union[HybridParams, _Mapping]] = ...) -> None: ...
 
 class CreateCollectionResponse(_message.Message):
     __slots__ = ("collection",)
@@ -135,10 +231,12 @@ class UpsertRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ..., documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
 
 class UpsertResponse(_message.Message):
-    __slots__ = ("count",)
+    __slots__ = ("count", "unchanged")
     COUNT_FIELD_NUMBER: _ClassVar[int]
+    UNCHANGED_FIELD_NUMBER: _ClassVar[int]
     count: int
-    def __init__(self, count: _Optional[int] = ...) -> None: ...
+    unchanged: int
+    def __init__(self, count: _Optional[int] = ..., unchanged: _Optional[int] = ...) -> None: ...
 
 class DeleteRequest(_message.Message):
     __slots__ = ("collection", "ids")
@@ -169,7 +267,7 @@ class GetResponse(_message.Message):
     def __init__(self, documents: _Optional[_Iterable[_Union[Document, _Mapping]]] = ...) -> None: ...
 
 class SearchRequest(_message.Message):
-    __slots__ = ("collection", "query", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key", "interleave")
+    __slots__ = ("collection", "query", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key", "explicit_mode", "hybrid", "explain", "interleave")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +285,9 @@ class SearchRequest(_message.Message):
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPLICIT_MODE_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     INTERLEAVE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     query: str
@@ -198,11 +299,14 @@ class SearchRequest(_message.Message):
     min_score: float
     offset: int
     routing_key: str
+    explicit_mode: bool
+    hybrid: HybridParams
+    explain: bool
     interleave: bool
-    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ..., interleave: _Optional[bool] = ...) -> None: ...
+    def __init__(self, collection: _Optional[str] = ..., query: _Optional[str] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ..., explicit_mode: _Optional[bool] = ..., hybrid: _Optional[_Union[HybridParams, _Mapping]] = ..., explain: _Optional[bool] = ..., interleave: _Optional[bool] = ...) -> None: ...
 
 class Hit(_message.Message):
-    __slots__ = ("id", "score", "text", "metadata", "team")
+    __slots__ = ("id", "score", "text", "metadata", "explain", "team")
     class MetadataEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -214,26 +318,30 @@ class Hit(_message.Message):
     SCORE_FIELD_NUMBER: _ClassVar[int]
     TEXT_FIELD_NUMBER: _ClassVar[int]
     METADATA_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     TEAM_FIELD_NUMBER: _ClassVar[int]
     id: str
     score: float
     text: str
     metadata: _containers.ScalarMap[str, str]
+    explain: HybridExplain
     team: str
-    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., team: _Optional[str] = ...) -> None: ...
+    def __init__(self, id: _Optional[str] = ..., score: _Optional[float] = ..., text: _Optional[str] = ..., metadata: _Optional[_Mapping[str, str]] = ..., explain: _Optional[_Union[HybridExplain, _Mapping]] = ..., team: _Optional[str] = ...) -> None: ...
 
 class SearchResponse(_message.Message):
-    __slots__ = ("hits", "variant", "query_id")
+    __slots__ = ("hits", "variant", "mode", "query_id")
     HITS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     QUERY_ID_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[Hit]
     variant: str
+    mode: SearchMode
     query_id: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., variant: _Optional[str] = ..., query_id: _Optional[str] = ...) -> None: ...
+    def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ..., variant: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., query_id: _Optional[str] = ...) -> None: ...
 
 class BatchSearchRequest(_message.Message):
-    __slots__ = ("collection", "queries", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key")
+    __slots__ = ("collection", "queries", "k", "mode", "variant", "filter", "include_text", "min_score", "offset", "routing_key", "explicit_mode", "hybrid", "explain")
     class FilterEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -251,6 +359,9 @@ class BatchSearchRequest(_message.Message):
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     OFFSET_FIELD_NUMBER: _ClassVar[int]
     ROUTING_KEY_FIELD_NUMBER: _ClassVar[int]
+    EXPLICIT_MODE_FIELD_NUMBER: _ClassVar[int]
+    HYBRID_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     collection: str
     queries: _containers.RepeatedScalarFieldContainer[str]
     k: int
@@ -261,7 +372,10 @@ class BatchSearchRequest(_message.Message):
     min_score: float
     offset: int
     routing_key: str
-    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ...) -> None: ...
+    explicit_mode: bool
+    hybrid: HybridParams
+    explain: bool
+    def __init__(self, collection: _Optional[str] = ..., queries: _Optional[_Iterable[str]] = ..., k: _Optional[int] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., variant: _Optional[str] = ..., filter: _Optional[_Mapping[str, str]] = ..., include_text: _Optional[bool] = ..., min_score: _Optional[float] = ..., offset: _Optional[int] = ..., routing_key: _Optional[str] = ..., explicit_mode: _Optional[bool] = ..., hybrid: _Optional[_Union[HybridParams, _Mapping]] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class SearchResult(_message.Message):
     __slots__ = ("hits",)
@@ -270,12 +384,14 @@ class SearchResult(_message.Message):
     def __init__(self, hits: _Optional[_Iterable[_Union[Hit, _Mapping]]] = ...) -> None: ...
 
 class BatchSearchResponse(_message.Message):
-    __slots__ = ("results", "variant")
+    __slots__ = ("results", "variant", "mode")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SearchResult]
     variant: str
-    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., variant: _Optional[str] = ...) -> None: ...
+    mode: SearchMode
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., variant: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
     __slots__ = ("collection", "variant", "texts")
@@ -350,10 +466,12 @@ class VariantStats(_message.Message):
     def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ..., build_state: _Optional[str] = ..., build_done: _Optional[int] = ..., build_total: _Optional[int] = ..., not_ready: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
-    __slots__ = ("name", "documents", "variants", "experiments_json", "shadow_done", "shadow_dropped", "shadow_failed")
+    __slots__ = ("name", "documents", "variants", "unavailable_reason", "lexical", "experiments_json", "shadow_done", "shadow_dropped", "shadow_failed")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DOCUMENTS_FIELD_NUMBER: _ClassVar[int]
     VARIANTS_FIELD_NUMBER: _ClassVar[int]
+    UNAVAILABLE_REASON_FIELD_NUMBER: _ClassVar[int]
+    LEXICAL_FIELD_NUMBER: _ClassVar[int]
     EXPERIMENTS_JSON_FIELD_NUMBER: _ClassVar[int]
     SHADOW_DONE_FIELD_NUMBER: _ClassVar[int]
     SHADOW_DROPPED_FIELD_NUMBER: _ClassVar[int]
@@ -361,11 +479,13 @@ class CollectionStats(_message.Message):
     name: str
     documents: int
     variants: _containers.RepeatedCompositeFieldContainer[VariantStats]
+    unavailable_reason: str
+    lexical: LexicalStats
     experiments_json: str
     shadow_done: int
     shadow_dropped: int
     shadow_failed: int
-    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ..., experiments_json: _Optional[str] = ..., shadow_done: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_failed: _Optional[int] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., documents: _Optional[int] = ..., variants: _Optional[_Iterable[_Union[VariantStats, _Mapping]]] = ..., unavailable_reason: _Optional[str] = ..., lexical: _Optional[_Union[LexicalStats, _Mapping]] = ..., experiments_json: _Optional[str] = ..., shadow_done: _Optional[int] = ..., shadow_dropped: _Optional[int] = ..., shadow_failed: _Optional[int] = ...) -> None: ...
 
 class StatsResponse(_message.Message):
     __slots__ = ("collections", "requests")

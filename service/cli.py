@@ -71,7 +71,8 @@ def _serve(args) -> int:
     from ranksearch.service.logs import setup_logging
     from ranksearch.service.server import serve
 
-    config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen})
+    config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen,
+                                       "default_model": args.model})
     setup_logging(config.logging.level, config.logging.json)
     return serve(config)
 
@@ -225,6 +226,9 @@ def register(sub) -> None:
     p.add_argument("--config", help="YAML config file")
     p.add_argument("--data-dir", help="data directory (overrides the file)")
     p.add_argument("--listen", help="HOST:PORT (overrides the file)")
+    p.add_argument("--model", help="default_model (overrides the file): 'default' (English, "
+                   "all-MiniLM-L6-v2), 'multilingual' (Japanese and other languages, "
+                   "multilingual-e5-small; imported offline on first start) or a model folder")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("config", help="configuration tools")

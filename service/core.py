@@ -281,11 +281,13 @@ class SearchCore:
 
     # ------------------------------------------------------------ documents
 
-    def _encode(self, model: str, texts: list[str], alive: Alive, timeout: float | None) -> np.ndarray:
+    def _encode(self, model: str, texts: list[str], alive: Alive, timeout: float | None,
+                role: str) -> np.ndarray:
+        """role: "query" or "document" (the model's prompt for it is prepended)."""
         _, batcher = self.encoder(model)
         if not alive():
             raise DeadlineExceeded("", "client gave up before encoding")
-        return batcher.encode(texts, alive=alive, timeout=timeout)
+        return batcher.encode(texts, alive=alive, timeout=timeout, role=role)
 
     def upsert(self, collection: str, docs: Sequence, alive: Alive = _always,
                timeout: float | None = None) -> int:
@@ -310,7 +312,7 @@ class SearchCore:
         vectors = {}
         for spec in info.variants:  # one encoder pass per distinct model
             if spec.encoder not in by_model:
-                by_model[spec.encoder] = self._encode(spec.encoder, texts, alive, timeout)
+                by_model[spec.encoder] = self._encode(spec.encoder, texts, alive, timeout, "document")
             vectors[spec.name] = by_model[spec.encoder]  # (n, dim)
         if not alive():
             raise DeadlineExceeded("", "client gave up before the write; nothing was written")
@@ -346,7 +348,7 @@ class SearchCore:
         for i, q in enumerate(queries):
             self._check_text(q, query_field if query_field == "query" else f"{query_field}[{i}]")
         spec = self.choose_variant(info, params.variant, params.routing_key)
-        vectors = self._encode(spec.encoder, list(queries), alive, timeout)  # (q, dim)
+        vectors = self._encode(spec.encoder, list(queries), alive, timeout, "query")  # (q, dim)
         if not alive():
             raise DeadlineExceeded("", "client gave up before the index search")
         hits = self.indexer.search(info.name, spec.name, vectors, params.k, mode=params.mode,
@@ -359,13 +361,16 @@ class SearchCore:
         return spec.name, hits
 
     def embed(self, collection: str, variant: str, texts: Sequence[str],
-              alive: Alive = _always, timeout: float | None = None) -> tuple[str, np.ndarray]:
+              alive: Alive = _always, timeout: float | None = None,
+              role: str = "query") -> tuple[str, np.ndarray, str]:
+        """(variant, (n, dim) vectors, the prompt prepended for ``role``)."""
         info = self.collection(collection)
         spec = self.variant(info, variant or info.default_variant)
         self._check_count(len(texts), "texts")
         for i, t in enumerate(texts):
             self._check_text(t, f"texts[{i}]")
-        return spec.name, self._encode(spec.encoder, list(texts), alive, timeout)
+        vectors = self._encode(spec.encoder, list(texts), alive, timeout, role)
+        return spec.name, vectors, self.encoder(spec.encoder)[0].prompts[role]
 
     # ------------------------------------------------------------ stats
 

@@ -11,8 +11,17 @@ class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     NEAREST: _ClassVar[SearchMode]
     FARTHEST: _ClassVar[SearchMode]
+
+class EmbedRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_ROLE_UNSPECIFIED: _ClassVar[EmbedRole]
+    EMBED_ROLE_QUERY: _ClassVar[EmbedRole]
+    EMBED_ROLE_DOCUMENT: _ClassVar[EmbedRole]
 NEAREST: SearchMode
 FARTHEST: SearchMode
+EMBED_ROLE_UNSPECIFIED: EmbedRole
+EMBED_ROLE_QUERY: EmbedRole
+EMBED_ROLE_DOCUMENT: EmbedRole
 
 class Document(_message.Message):
     __slots__ = ("id", "text", "metadata")
@@ -272,14 +281,16 @@ class BatchSearchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., variant: _Optional[str] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("collection", "variant", "texts")
+    __slots__ = ("collection", "variant", "texts", "role")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     variant: str
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    role: EmbedRole
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[EmbedRole, str]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)
@@ -288,12 +299,14 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("vectors", "variant")
+    __slots__ = ("vectors", "variant", "prompt")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[Vector]
     variant: str
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., variant: _Optional[str] = ...) -> None: ...
+    prompt: str
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., variant: _Optional[str] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("collection",)

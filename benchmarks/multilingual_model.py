@@ -24,6 +24,8 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
+from capacity import rss_bytes  # noqa: E402  (benchmarks/capacity.py, this folder)
+
 
 def texts() -> dict[str, list[str]]:
     import inspect
@@ -37,14 +39,6 @@ def texts() -> dict[str, list[str]]:
                for n in sorted(dir(m)) if not n.startswith("_") and inspect.getdoc(getattr(m, n))]
     japanese = [f"{q}\n{a}" for _, q, a, _ in FAQ]
     return {"en": (english * 3)[:96], "ja": (japanese * 5)[:96]}
-
-
-def rss_bytes() -> int:
-    with open("/proc/self/status") as fh:
-        for line in fh:
-            if line.startswith("VmRSS:"):
-                return int(line.split()[1]) * 1024
-    raise RuntimeError("no VmRSS")
 
 
 def child(folder: str, threads: int, batch: int, rounds: int) -> dict:

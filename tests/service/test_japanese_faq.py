@@ -18,7 +18,7 @@ from ranksearch.encoder.default_model import source_dir
 def top1_hits(make_server, data_dir, model) -> list[str]:
     """The paraphrased queries whose own FAQ entry came first."""
     server = make_server(data_dir=data_dir, default_model=str(model))
-    client = server.client()
+    client = server.client(timeout=600)  # the first call loads a 470 MB model
     client.create_collection("faq")
     client.upsert("faq", [Document(fid, text) for fid, text in documents()])
     return [fid for fid, query in queries()
@@ -47,7 +47,7 @@ def test_first_start_with_model_multilingual_imports_it_offline(tmp_path, tiny_m
 
     config = make_test_config(tmp_path / "data", tiny_model, default_model="multilingual")
     with LocalServer(config) as server:
-        client = server.client()
+        client = server.client(timeout=600)
         client.create_collection("faq")
         client.upsert("faq", [Document(fid, text) for fid, text in documents()[:5]])
         vectors, _ = client.embed(["パスワードを忘れた"], collection="faq")

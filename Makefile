@@ -1,10 +1,12 @@
 # ranksearch — the two commands a newcomer needs are `make run` and `make test`.
+# Japanese documents: `make run MODEL=multilingual` (see README, "Japanese and other languages").
 PY      ?= python3.11
 VENV    := .venv
 BIN     := $(VENV)/bin
 STAMP   := $(VENV)/.installed
 DATA    ?= ./data
 LISTEN  ?= 127.0.0.1:50051
+MODEL   ?=
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
@@ -22,7 +24,7 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 run: install
-	$(BIN)/ranksearch serve --data-dir $(DATA) --listen $(LISTEN)
+	$(BIN)/ranksearch serve --data-dir $(DATA) --listen $(LISTEN) $(if $(MODEL),--model $(MODEL))
 
 test: install test-deps
 	$(BIN)/python -m pytest -q -m "not slow"

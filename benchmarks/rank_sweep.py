@@ -67,9 +67,9 @@ def evaluate(qrels: dict, run: dict) -> dict[str, float]:
 
 
 def dense_run(embedder, doc_ids: list[str], doc_texts: list[str], queries: dict[str, str]) -> dict:
-    docs = embedder.encode(doc_texts, batch_size=64)  # (n, d)
+    docs = embedder.encode(doc_texts, batch_size=64, role="document")  # (n, d)
     qids = list(queries)
-    qs = embedder.encode([queries[q] for q in qids], batch_size=64)  # (q, d)
+    qs = embedder.encode([queries[q] for q in qids], batch_size=64, role="query")  # (q, d)
     scores = qs @ docs.T  # (q, n) cosine: rows are unit vectors
     top = np.argsort(-scores, axis=1, kind="stable")[:, :K]
     return {qid: {doc_ids[j]: float(scores[i, j]) for j in top[i]} for i, qid in enumerate(qids)}

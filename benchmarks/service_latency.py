@@ -141,7 +141,7 @@ class InProcess:
             self.core.search(self.collection, [q], SearchRequest(k=k, mode=mode, include_text=False))
             ms.append((time.perf_counter() - t0) * 1000)
             t0 = time.perf_counter()
-            batcher.encode([q])  # the encoder's share of the same query
+            batcher.encode([q], role="query")  # the encoder's share of the same query
             encode_ms.append((time.perf_counter() - t0) * 1000)
         return {"clients": 1, "mode": mode, "requests": requests, "qps": 1000 / np.mean(ms),
                 **percentiles(ms), "encode_p50_ms": float(np.median(encode_ms))}

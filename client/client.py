@@ -411,10 +411,16 @@ class SearchClient:
         return [SearchResult(self._hits(r.hits), response.variant, mode_name) for r in response.results]
 
     def embed(self, texts: Sequence[str], collection: str = "", variant: str = "",
-              timeout: float | None = None) -> tuple[np.ndarray, str]:
-        """(n, dim) float32 vectors and the variant that produced them."""
+              timeout: float | None = None, role: str = "query") -> tuple[np.ndarray, str]:
+        """(n, dim) float32 vectors and the variant that produced them.
+
+        role: "query" (encoded as Search encodes queries) or "document" (as Upsert
+        encodes documents); the model's prompt for that role is prepended."""
+        roles = {"query": pb.EMBED_ROLE_QUERY, "document": pb.EMBED_ROLE_DOCUMENT}
+        if role not in roles:
+            raise ValueError(f"role must be 'query' or 'document', got {role!r}")
         response = self._call("Embed", pb.EmbedRequest(collection=collection, variant=variant,
-                                                       texts=list(texts)), timeout)
+                                                       texts=list(texts), role=roles[role]), timeout)
         vectors = np.array([list(v.values) for v in response.vectors], dtype=np.float32)
         return vectors, response.variant
 

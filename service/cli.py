@@ -76,7 +76,8 @@ def _serve(args) -> int:
     from ranksearch.service.logs import setup_logging
     from ranksearch.service.server import serve
 
-    config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen})
+    config = load_config(args.config, {"data_dir": args.data_dir, "listen": args.listen,
+                                       "default_model": args.model})
     if args.metrics_listen:
         config.metrics = _metrics_listen(config.metrics, args.metrics_listen)
     setup_logging(config.logging.level, config.logging.json)
@@ -356,6 +357,9 @@ def register(sub) -> None:
     p.add_argument("--metrics-listen", metavar="HOST:PORT",
                    help="metrics endpoint (overrides metrics.host/port; 'off' = none); give a "
                         "second server on one host its own port")
+    p.add_argument("--model", help="default_model (overrides the file): 'default' (English, "
+                   "all-MiniLM-L6-v2), 'multilingual' (Japanese and other languages, "
+                   "multilingual-e5-small; imported offline on first start) or a model folder")
     p.set_defaults(func=_serve)
 
     p = sub.add_parser("config", help="configuration tools")

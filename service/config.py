@@ -337,7 +337,10 @@ class ServiceConfig:
     encoder_threads: int = _f(1, "torch intra-op threads for encoding (1: concurrency comes from "
                               "micro-batching; 2 threads on 2 busy cores measured 20x slower)")
     default_collection: str = _f("stdlib", "collection used when a request names none")
-    default_model: str = _f("default", "model folder (under <data_dir>/models) for variants naming none")
+    default_model: str = _f("default", "model folder (under <data_dir>/models) for variants naming none; "
+                            "built in: 'default' (all-MiniLM-L6-v2, English) and 'multilingual' "
+                            "(multilingual-e5-small: Japanese and ~100 languages), built offline "
+                            "on first start")
     default_index: IndexSection = _f(doc="index of variants that configure none", factory=IndexSection)
     shutdown_grace_s: float = _f(10.0, "on SIGTERM, how long in-flight requests may finish")
     limits: LimitsSection = _f(doc="request limits", factory=LimitsSection)

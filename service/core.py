@@ -291,11 +291,13 @@ class SearchCore:
 
     # ------------------------------------------------------------ documents
 
-    def _encode(self, model: str, texts: list[str], alive: Alive, timeout: float | None) -> np.ndarray:
+    def _encode(self, model: str, texts: list[str], alive: Alive, timeout: float | None,
+                role: str) -> np.ndarray:
+        """role: "query" or "document" (the model's prompt for it is prepended)."""
         _, batcher = self.encoder(model)
         if not alive():
             raise DeadlineExceeded("", "client gave up before encoding")
-        return batcher.encode(texts, alive=alive, timeout=timeout)
+        return batcher.encode(texts, alive=alive, timeout=timeout, role=role)
 
     def upsert(self, collection: str, docs: Sequence, alive: Alive = _always,
                timeout: float | None = None) -> Upserted:
@@ -327,7 +329,7 @@ class SearchCore:
         vectors = {}
         for spec in info.variants:  # one encoder pass per distinct model
             if spec.encoder not in by_model:
-                by_model[spec.encoder] = self._encode(spec.encoder, texts, alive, timeout)
+                by_model[spec.encoder] = self._encode(spec.encoder, texts, alive, timeout, "document")
             vectors[spec.name] = by_model[spec.encoder]  # (n, dim)
         if not alive():
             raise DeadlineExceeded("", "client gave up before the write; nothing was written")
@@ -359,7 +361,7 @@ class SearchCore:
 
     def encode_documents(self, model: str, texts: list[str]) -> np.ndarray:
         """Encode documents with a model outside any request (background builds)."""
-        return self._encode(model, texts, _always, None)
+        return self._encode(model, texts, _always, None, "document")
 
     def serving_p95(self, collection: str) -> float:
         """Highest recent search p95 (ms) among the collection's variants."""
@@ -384,7 +386,7 @@ class SearchCore:
         if request.mode in DENSE_MODES:
             spec = self.choose_variant(info, request.variant, routing_key)
             variant = spec.name
-            vectors = self._encode(spec.encoder, list(queries), alive, timeout)  # (q, dim)
+            vectors = self._encode(spec.encoder, list(queries), alive, timeout, "query")  # (q, dim)
             if not alive():
                 raise DeadlineExceeded("", "client gave up before the index search")
         hits = self.indexer.search(info.name, replace(request, variant=variant), vectors, list(queries))
@@ -395,13 +397,16 @@ class SearchCore:
         return variant, request.mode, hits
 
     def embed(self, collection: str, variant: str, texts: Sequence[str],
-              alive: Alive = _always, timeout: float | None = None) -> tuple[str, np.ndarray]:
+              alive: Alive = _always, timeout: float | None = None,
+              role: str = "query") -> tuple[str, np.ndarray, str]:
+        """(variant, (n, dim) vectors, the prompt prepended for ``role``)."""
         info = self.collection(collection)
         spec = self.choose_variant(info, variant or info.default_variant, "")
         self._check_count(len(texts), "texts")
         for i, t in enumerate(texts):
             self._check_text(t, f"texts[{i}]")
-        return spec.name, self._encode(spec.encoder, list(texts), alive, timeout)
+        vectors = self._encode(spec.encoder, list(texts), alive, timeout, role)
+        return spec.name, vectors, self.encoder(spec.encoder)[0].prompts[role]
 
     # ------------------------------------------------------------ stats
 

@@ -214,7 +214,7 @@ def check_model(label: str, folder: Path, default: bool) -> Check:
 
     try:
         embedder = load_encoder(folder)
-        vec = embedder.encode(["ranksearch doctor self-check"])  # (1, dim)
+        vec = embedder.encode(["ranksearch doctor self-check"], role="query")  # (1, dim)
     except Exception as exc:  # any failure to load is the finding itself
         return Check(f"model {label}", FAIL, f"{folder} does not load offline: "
                      f"{type(exc).__name__}: {exc}")

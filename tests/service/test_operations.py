@@ -96,13 +96,13 @@ def test_server_drops_the_work_of_a_request_whose_deadline_passed(server):
     _, batcher = server.server.core.encoder("default")
     real, gate, seen = batcher._encode, threading.Event(), []
 
-    def gated(texts):  # holds the encoder worker until the test lets it go
+    def gated(texts, role):  # holds the encoder worker until the test lets it go
         seen.append(list(texts))
         gate.wait(30)
-        return real(texts)
+        return real(texts, role=role)
 
     batcher._encode = gated
-    blocker = batcher.submit(["occupy the worker"])
+    blocker = batcher.submit(["occupy the worker"], role="query")
     while not seen:
         threading.Event().wait(0.01)
     with pytest.raises(RpcFailed) as info:

@@ -25,6 +25,12 @@ class HybridNormalization(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     HYBRID_NORMALIZATION_UNSPECIFIED: _ClassVar[HybridNormalization]
     HYBRID_NORMALIZATION_MIN_MAX: _ClassVar[HybridNormalization]
     HYBRID_NORMALIZATION_Z_SCORE: _ClassVar[HybridNormalization]
+
+class EmbedRole(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    EMBED_ROLE_UNSPECIFIED: _ClassVar[EmbedRole]
+    EMBED_ROLE_QUERY: _ClassVar[EmbedRole]
+    EMBED_ROLE_DOCUMENT: _ClassVar[EmbedRole]
 NEAREST: SearchMode
 FARTHEST: SearchMode
 LEXICAL: SearchMode
@@ -35,6 +41,9 @@ HYBRID_FUSION_WEIGHTED: HybridFusion
 HYBRID_NORMALIZATION_UNSPECIFIED: HybridNormalization
 HYBRID_NORMALIZATION_MIN_MAX: HybridNormalization
 HYBRID_NORMALIZATION_Z_SCORE: HybridNormalization
+EMBED_ROLE_UNSPECIFIED: EmbedRole
+EMBED_ROLE_QUERY: EmbedRole
+EMBED_ROLE_DOCUMENT: EmbedRole
 
 class HybridParams(_message.Message):
     __slots__ = ("fusion", "rrf_k", "dense_weight", "lexical_weight", "normalization", "dense_candidates", "lexical_candidates")
@@ -394,14 +403,16 @@ class BatchSearchResponse(_message.Message):
     def __init__(self, results: _Optional[_Iterable[_Union[SearchResult, _Mapping]]] = ..., variant: _Optional[str] = ..., mode: _Optional[_Union[SearchMode, str]] = ...) -> None: ...
 
 class EmbedRequest(_message.Message):
-    __slots__ = ("collection", "variant", "texts")
+    __slots__ = ("collection", "variant", "texts", "role")
     COLLECTION_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
     TEXTS_FIELD_NUMBER: _ClassVar[int]
+    ROLE_FIELD_NUMBER: _ClassVar[int]
     collection: str
     variant: str
     texts: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ...) -> None: ...
+    role: EmbedRole
+    def __init__(self, collection: _Optional[str] = ..., variant: _Optional[str] = ..., texts: _Optional[_Iterable[str]] = ..., role: _Optional[_Union[EmbedRole, str]] = ...) -> None: ...
 
 class Vector(_message.Message):
     __slots__ = ("values",)
@@ -410,12 +421,14 @@ class Vector(_message.Message):
     def __init__(self, values: _Optional[_Iterable[float]] = ...) -> None: ...
 
 class EmbedResponse(_message.Message):
-    __slots__ = ("vectors", "variant")
+    __slots__ = ("vectors", "variant", "prompt")
     VECTORS_FIELD_NUMBER: _ClassVar[int]
     VARIANT_FIELD_NUMBER: _ClassVar[int]
+    PROMPT_FIELD_NUMBER: _ClassVar[int]
     vectors: _containers.RepeatedCompositeFieldContainer[Vector]
     variant: str
-    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., variant: _Optional[str] = ...) -> None: ...
+    prompt: str
+    def __init__(self, vectors: _Optional[_Iterable[_Union[Vector, _Mapping]]] = ..., variant: _Optional[str] = ..., prompt: _Optional[str] = ...) -> None: ...
 
 class StatsRequest(_message.Message):
     __slots__ = ("collection",)

@@ -16,7 +16,7 @@ import grpc
 from ranksearch.errors import InvalidArgument, RanksearchError, Unavailable
 from ranksearch.proto.v1 import search_pb2 as pb
 from ranksearch.service import errors as service_errors
-from ranksearch.service.core import SearchCore, SearchParams, VariantRequest
+from ranksearch.service.core import SearchCore, SearchParams, VariantRequest, split_encoder_ref
 from ranksearch.service.interceptors import answered_variant
 from ranksearch.service.logs import get_logger, request_id
 from ranksearch.service.wire import Undecodable, deserializer
@@ -105,15 +105,17 @@ class SearchServicer:
         weights = self.core.routing.weights(info.name)
         return pb.CollectionInfo(
             name=info.name, default_variant=info.default_variant, documents=int(info.documents),
-            variants=[pb.VariantInfo(name=v.name, model=v.encoder, index=_index(v), dim=int(v.dim),
-                                     weight=weights.get(v.name, 0.0),
-                                     is_default=v.name == info.default_variant)
+            variants=[pb.VariantInfo(name=v.name, model=split_encoder_ref(v.encoder)[0], index=_index(v),
+                                     dim=int(v.dim), weight=weights.get(v.name, 0.0),
+                                     is_default=v.name == info.default_variant,
+                                     precision=split_encoder_ref(v.encoder)[1])
                       for v in info.variants])
 
     @_rpc
     def CreateCollection(self, request, context):
         variants = [VariantRequest(name=v.name, model=v.model, index_kind=v.index.kind,
-                                   index_params=dict(v.index.params), weight=v.weight)
+                                   index_params=dict(v.index.params), weight=v.weight,
+                                   precision=v.precision or "fp32")
                     for v in request.variants]
         info = self.core.create_collection(request.name, variants, request.default_variant)
         return pb.CreateCollectionResponse(collection=self.collection_info(info))
@@ -194,7 +196,8 @@ class SearchServicer:
                 model=v["model"], rank=v["rank"], parameters=v["parameters"], requests=v["requests"],
                 latency_p50_ms=v["latency_ms"][0], latency_p95_ms=v["latency_ms"][1],
                 latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"],
-                index_state=v["index_state"], rebuilding=v["rebuilding"])
+                index_state=v["index_state"], rebuilding=v["rebuilding"], precision=v["precision"],
+                effective_precision=v["effective_precision"], engine=v["engine"])
                 for v in c["variants"]]
             collections.append(pb.CollectionStats(name=c["name"], documents=c["documents"],
                                                   variants=variants))

@@ -47,16 +47,18 @@ class IndexConfig(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class VariantConfig(_message.Message):
-    __slots__ = ("name", "model", "index", "weight")
+    __slots__ = ("name", "model", "index", "weight", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     index: IndexConfig
     weight: float
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., weight: _Optional[float] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "variants", "default_variant")
@@ -69,20 +71,22 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantConfig, _Mapping]]] = ..., default_variant: _Optional[str] = ...) -> None: ...
 
 class VariantInfo(_message.Message):
-    __slots__ = ("name", "model", "index", "dim", "weight", "is_default")
+    __slots__ = ("name", "model", "index", "dim", "weight", "is_default", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     index: IndexConfig
     dim: int
     weight: float
     is_default: bool
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "variants", "default_variant", "documents")
@@ -302,7 +306,7 @@ class StatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding")
+    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding", "precision", "effective_precision", "engine")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -318,6 +322,9 @@ class VariantStats(_message.Message):
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     REBUILDING_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     name: str
     index_kind: str
     index_size: int
@@ -333,7 +340,10 @@ class VariantStats(_message.Message):
     weight: float
     index_state: str
     rebuilding: str
-    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ...) -> None: ...
+    precision: str
+    effective_precision: str
+    engine: str
+    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ..., precision: _Optional[str] = ..., effective_precision: _Optional[str] = ..., engine: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
     __slots__ = ("name", "documents", "variants")

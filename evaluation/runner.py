@@ -97,7 +97,7 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             folder, built = build_model(v, seed, corpus_dir)
             build = {"model_folder": str(folder), "built_now": built,
                      "build_seconds": time.perf_counter() - t0}
-            embedder = load_encoder(folder)
+            embedder = load_encoder(folder, precision=v.precision, device=spec.device)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
             res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
@@ -116,7 +116,11 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         cost = res["cost"]
     metrics_mean = {m: M.mean_spread([s["metrics"][m] for s in seeds_out]) for m in M.METRICS}
     first = seeds_out[0]
+    if v.kind != "bm25":  # what really ran (a bf16 request may have fallen back to fp32)
+        desc = embedder.describe()
+        cost = {**cost, "precision": desc["precision"], "engine": desc["engine"], "device": desc["device"]}
     return {"name": v.name, "kind": v.kind, "spec": {**v.resolved(), "seeds": v.seeds},
+            "precision": cost.get("precision"),
             "rank": cost.get("rank"), "heads": cost.get("heads"),
             "metrics": {m: metrics_mean[m]["mean"] for m in M.METRICS},
             "spread": metrics_mean, "seeds": seeds_out,

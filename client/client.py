@@ -59,6 +59,7 @@ class Variant:
     index_kind: str = ""
     index_params: dict[str, int] = field(default_factory=dict)
     weight: float = 0.0
+    precision: str = ""  # fp32 | bf16 | int8; empty = fp32
 
 
 class RpcFailed(Exception):
@@ -169,7 +170,7 @@ class SearchClient:
     def create_collection(self, name: str, variants: Sequence[Variant] = (),
                           default_variant: str = "", timeout: float | None = None) -> pb.CollectionInfo:
         request = pb.CreateCollectionRequest(name=name, default_variant=default_variant, variants=[
-            pb.VariantConfig(name=v.name, model=v.model, weight=v.weight,
+            pb.VariantConfig(name=v.name, model=v.model, weight=v.weight, precision=v.precision,
                              index=pb.IndexConfig(kind=v.index_kind, params=v.index_params))
             for v in variants])
         return self._call("CreateCollection", request, timeout, retry=False).collection

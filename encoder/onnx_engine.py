@@ -91,6 +91,9 @@ class OrtEncoder:
         opts.inter_op_num_threads = 1
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.log_severity_level = 3  # errors only
+        # Idle pool threads sleep instead of spinning: a spinning pool on cores that
+        # other processes (FAISS, gRPC, other services) also need slows everyone down.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
         self.precision = precision
         self._names = [i.name for i in self.session.get_inputs()]

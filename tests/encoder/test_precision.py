@@ -108,3 +108,20 @@ def test_bf16_and_int8_embedders_stay_close_to_fp32(converted, monkeypatch, sent
         assert vecs.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
         assert float((vecs * fp32).sum(1).min()) > floor, precision
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"^device: cuda requested but torch sees no GPU"):
+        precisions.resolve("fp32", "cuda")
+    with pytest.raises(ConfigError, match=r"^precision: int8 runs on CPU only"):
+        precisions.resolve("int8", "cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_encodes_like_cpu(converted, sentences, precision):
+    cpu = load_encoder(converted).encode(sentences)
+    gpu = load_encoder(converted, device="cuda", precision=precision)
+    assert gpu.engine == "torch" and gpu.device == "cuda"
+    assert float((gpu.encode(sentences) * cpu).sum(1).min()) > (0.9999 if precision == "fp32" else 0.99)

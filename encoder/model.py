@@ -129,6 +129,6 @@ class RankedEncoder(nn.Module):
         """The blocks on the padded layout: x (b, t, d) embedded input, mask (b, t) bool
         or None; ``attention`` names the RankedAttention method each block uses
         ("forward", "reference", or "explicit" for graph export). Returns (b, t, d)."""
-        for block in self.blocks:
-            x = block(x, mask, getattr(block.attn, attention))
+        for block in self.blocks:  # "forward": the module itself, so its hooks run
+            x = block(x, mask, None if attention == "forward" else getattr(block.attn, attention))
         return self.final_norm(x) if self.final_norm is not None else x  # (b, t, d)

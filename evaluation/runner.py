@@ -106,7 +106,12 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         write_trec(res["run"], run_file, tag)
         scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
-            attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
+            # the check hooks PyTorch modules: run it on the eager engine (an exported
+            # ONNX Runtime graph would ignore the hooks and report no attention use)
+            eager = load_encoder(folder, precision="bf16" if embedder.precision == "bf16" else "fp32",
+                                 device=spec.device, engine="torch")
+            eager.model.max_seq_length = embedder.model.max_seq_length
+            attention = _attention_check(eager, doc_texts, doc_ids, qids, q_texts, qrels, scores)
         model_info = build
         seeds_out.append({"seed": seed, "run_file": str(run_file.relative_to(runs_dir.parent)),
                           "metrics": scores, "latency": res["latency"],

@@ -15,11 +15,18 @@ export TRANSFORMERS_OFFLINE := 1
 install: $(STAMP)
 
 # torch is installed first, pinned to the CPU wheel, so that nothing later can pull
-# a CUDA build; pyproject.toml pins the same version.
+# a CUDA build; pyproject.toml pins the same version. `make install TORCH=cuda` brings
+# the CUDA build of the same version instead (PyPI's Linux wheel, with its nvidia-*
+# libraries; pip's local configuration, which serves the CPU wheel, is ignored for it),
+# for servers with an NVIDIA GPU (`device: cuda`, see docs/PERFORMANCE.md).
+TORCH   ?= cpu
+TORCH_PIP_cpu  :=
+TORCH_PIP_cuda := --isolated
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet torch==2.13.0
+	@case "$(TORCH)" in cpu|cuda) ;; *) echo "TORCH must be cpu or cuda, got $(TORCH)"; exit 1;; esac
+	$(BIN)/python -m pip install --quiet $(TORCH_PIP_$(TORCH)) torch==2.13.0
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 

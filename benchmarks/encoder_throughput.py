@@ -9,12 +9,19 @@ plus mean pooling on the same token ids; tokenisation is identical for both and 
 
     .venv/bin/python benchmarks/encoder_throughput.py            # MiniLM-L6 shape
     .venv/bin/python benchmarks/encoder_throughput.py --quick    # smaller, faster
+    .venv/bin/python benchmarks/encoder_throughput.py --anchors  # engines x precisions
+
+Rows "ranked r=R" are eager PyTorch (padded SDPA: q/k zero-padded to the value width
+for the fused kernel); rows "ort r=R" are the served fp32 path (ONNX Runtime, scores
+computed at width R). --anchors runs benchmarks/anchors.py: the real all-MiniLM-L6-v2
+weights through every engine and precision, with the minimum cosine against fp32.
 """
 from __future__ import annotations
 
 import argparse
 import os
 import statistics
+import sys
 import time
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -26,6 +33,7 @@ from transformers import BertConfig, BertModel  # noqa: E402
 from ranksearch.encoder.config import EncoderConfig  # noqa: E402
 from ranksearch.encoder.cost import flops_per_token  # noqa: E402
 from ranksearch.encoder.model import RankedEncoder  # noqa: E402
+from ranksearch.encoder.onnx_engine import OrtEncoder  # noqa: E402
 
 
 def mean_pool(tokens, mask):
@@ -73,6 +81,10 @@ def time_queries(run, queries):
 
 
 def main() -> None:
+    if "--anchors" in sys.argv:
+        sys.argv.remove("--anchors")
+        from anchors import main as anchors_main  # the precision / engine table
+        return anchors_main()
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--d-model", type=int, default=384)
     p.add_argument("--layers", type=int, default=6)
@@ -111,8 +123,11 @@ def main() -> None:
         cfg = EncoderConfig(vocab_size=args.vocab, d_model=args.d_model, layers=args.layers,
                             heads=args.heads, rank=r, value_dim=head, ffn_dim=args.ffn,
                             max_len=512, type_vocab_size=2, norm="post", dropout=0.0)
-        configs[f"ranked r={r}"] = cfg
-        runners[f"ranked r={r}"] = make_runner("ranked", RankedEncoder(cfg).eval())
+        model = RankedEncoder(cfg).eval()
+        configs[f"ranked r={r}"] = configs[f"ort r={r}"] = cfg
+        runners[f"ranked r={r}"] = make_runner("ranked", model)
+        # the served fp32 path: exported graph, attention scored at the true rank width
+        runners[f"ort r={r}"] = make_runner("ranked", OrtEncoder(model, threads=args.threads))
 
     gen = torch.Generator().manual_seed(0)
     batches = docs_batches(args, gen)

@@ -160,7 +160,7 @@ def main(argv: list[str] | None = None) -> int:
             continue
         wall, cpu = time.perf_counter() - wall, cpu_seconds() - cpu
         record = json.loads((out / "training.json").read_text())
-        embedder = load_encoder(out)
+        embedder = load_encoder(out, engine="torch")  # uniform_attention hooks PyTorch modules
         t0 = time.perf_counter()
         full = evaluate(beir.qrels, dense_run(embedder, doc_ids, doc_texts, beir.queries))
         with uniform_attention(embedder.model) as n_patched:
@@ -181,7 +181,7 @@ def main(argv: list[str] | None = None) -> int:
 
         t0 = time.perf_counter()
         folder = ensure_default_model(cache_root() / "models" / "default-all-MiniLM-L6-v2")
-        embedder = load_encoder(folder)
+        embedder = load_encoder(folder, engine="torch")
         full = evaluate(beir.qrels, dense_run(embedder, doc_ids, doc_texts, beir.queries))
         row = {"name": "default: all-MiniLM-L6-v2 (converted, full rank)", "heads": 12, "rank": 32,
                "qk_width": 384, **full, "parameters": sum(p.numel() for p in embedder.model.parameters())}

@@ -9,6 +9,11 @@ in-process cost of the same searches through SearchCore directly (no gRPC, on a
 second copy). The cells are interleaved (on, off, in-process for each setting) so
 that a change in machine load hits all three alike.
 
+Precision is a second axis (--precisions fp32,bf16): each server also creates a
+collection ``<collection>-bf16`` whose one variant encodes in bf16 and holds the
+first --bf16-docs documents of the corpus (a search's cost is its query encoding; the
+flat index search is ~0.1 ms either way), searched in the same interleaved cells.
+
     python benchmarks/service_latency.py                 # ./data, port 50071
     python benchmarks/service_latency.py --server 127.0.0.1:50051
 """
@@ -81,18 +86,46 @@ def drive(address: str, queries: list[str], clients: int, mode: str, requests: i
             "qps": len(latencies) / wall, **percentiles(latencies)}
 
 
+def fill(address: str, collections: list[str], n: int) -> None:
+    """Upsert the first n corpus documents into each extra (non-fp32) collection."""
+    from ranksearch.client import Document
+    from ranksearch.encoder.corpus import document_text, load_beir, resolve_corpus
+
+    beir = load_beir(resolve_corpus("stdlib"), split="test")
+    docs = [Document(d, document_text(beir.corpus[d])) for d in sorted(beir.corpus)[:n]]
+    with SearchClient(address, timeout=600) as c:
+        for name in collections:
+            for i in range(0, len(docs), 50):
+                c.upsert(name, docs[i:i + 50])
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
 
 
-def start_server(data_dir: Path, batching: bool, threads: int) -> tuple[subprocess.Popen, str, float]:
+def small_corpus(n: int) -> Path:
+    """The first n documents of the built-in corpus as a BEIR folder (first start)."""
+    from ranksearch.encoder.corpus import resolve_corpus, write_beir
+
+    lines = (resolve_corpus("stdlib") / "corpus.jsonl").read_text(encoding="utf-8").splitlines()
+    out = Path(tempfile.mkdtemp(prefix="service-latency-corpus-"))
+    write_beir(out, [json.loads(line) for line in lines[:n]], [], {})
+    return out
+
+
+def start_server(data_dir: Path, batching: bool, threads: int,
+                 extra: list[dict] = (), bootstrap: Path | None = None,
+                 extra_config: dict | None = None) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
     cfg = Path(tempfile.mkdtemp()) / "bench.yaml"
-    cfg.write_text(json.dumps({"metrics": {"port": None}, "threads": threads,
+    first = {"bootstrap": {"corpus": str(bootstrap)}} if bootstrap else {}
+    cfg.write_text(json.dumps({**first, "metrics": {"port": None}, "threads": threads,
                                "limits": {"max_concurrent_requests": 256},
-                               "batching": {"enabled": batching}, "logging": {"level": "WARNING"}}))
+                               "collections": list(extra),
+                               "batching": {"enabled": batching}, "logging": {"level": "WARNING"},
+                               **(extra_config or {})}))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "ranksearch.cli", "serve", "--config", str(cfg),
                              "--data-dir", str(data_dir), "--listen", f"127.0.0.1:{port}"])
@@ -169,7 +202,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--threads", type=int, default=40, help="server gRPC threads")
     p.add_argument("--out", type=Path, help="also write the results as JSON")
+    p.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16, int8")
+    p.add_argument("--modes", default="nearest", help="comma list of nearest, farthest")
+    p.add_argument("--bf16-docs", type=int, default=300, help="documents in each non-fp32 collection")
+    p.add_argument("--corpus-docs", type=int, default=0,
+                   help="first start of an empty data dir: index only this many documents (0: all)")
     args = p.parse_args(argv)
+    precisions = args.precisions.split(",")
+    modes = args.modes.split(",")
 
     queries = load_queries(args.queries)
     print(f"# {len(queries)} queries from the built-in corpus, k={args.k}, {args.requests} "
@@ -187,24 +227,32 @@ def main(argv: list[str] | None = None) -> int:
         servers = {}
         try:
             if not (args.data_dir / "service" / "bootstrap.done").exists():
-                proc, _, start_s = start_server(args.data_dir, True, args.threads)  # first start
-                print(f"# first start (indexing the built-in corpus) took {start_s:.1f}s")
+                corpus = small_corpus(args.corpus_docs) if args.corpus_docs else None
+                proc, _, start_s = start_server(args.data_dir, True, args.threads, bootstrap=corpus)
+                print(f"# first start (indexing {args.corpus_docs or 'all'} documents of the built-in "
+                      f"corpus) took {start_s:.1f}s")
                 proc.terminate()
                 proc.wait(timeout=120)
             for name in ("off", "local"):  # copies of a closed data dir
                 shutil.copytree(args.data_dir, copies / name, ignore=shutil.ignore_patterns("LOCK"))
+            collection_of = {p: args.collection if p == "fp32" else f"{args.collection}-{p}"
+                             for p in precisions}
+            extra = [{"name": collection_of[p], "variants": [{"name": "default", "precision": p}]}
+                     for p in precisions if p != "fp32"]
             for batching, data_dir in ((True, args.data_dir), (False, copies / "off")):
-                proc, address, start_s = start_server(data_dir, batching, args.threads)
+                proc, address, start_s = start_server(data_dir, batching, args.threads, extra)
                 servers[batching] = (proc, address)
                 print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'})")
+                fill(address, [c["name"] for c in extra], args.bf16_docs)
             local = InProcess(copies / "local", args.collection)
-            rows = {True: [], False: []}
+            rows = {(b, p): [] for b in (True, False) for p in precisions}
             results["in_process"] = []
-            for mode in MODES:
+            for mode in modes:
                 for clients in CONCURRENCY:
-                    for batching in (True, False):
-                        rows[batching].append(drive(servers[batching][1], queries, clients, mode,
-                                                    args.requests, args.collection, args.k))
+                    for p in precisions:
+                        for batching in (True, False):
+                            rows[(batching, p)].append(drive(servers[batching][1], queries, clients, mode,
+                                                             args.requests, collection_of[p], args.k))
                     if clients == 1:
                         results["in_process"].append(local.run(queries, mode, args.requests, args.k))
             local.close()
@@ -213,18 +261,22 @@ def main(argv: list[str] | None = None) -> int:
                 proc.terminate()
                 proc.wait(timeout=120)
             shutil.rmtree(copies, ignore_errors=True)
-        results["batching_on"], results["batching_off"] = rows[True], rows[False]
-        table("gRPC service, micro-batching ON", rows[True])
-        table("gRPC service, micro-batching OFF", rows[False])
-        table("in process (SearchCore directly, no gRPC, one caller)", results["in_process"])
+        results["cells"] = [{"batching": b, "precision": p, "rows": r} for (b, p), r in rows.items()]
+        for (batching, p), r in rows.items():
+            table(f"gRPC service, {p}, micro-batching {'ON' if batching else 'OFF'}", r)
+        table("in process (SearchCore directly, no gRPC, one caller, fp32)", results["in_process"])
         for r in results["in_process"]:
             print(f"  {r['mode']}: encoder alone p50 {r['encode_p50_ms']:.1f} ms")
-        on = {(r["clients"], r["mode"]): r for r in rows[True]}
-        off = {(r["clients"], r["mode"]): r for r in rows[False]}
-        print("\nQPS ratio batching on / off:  " + "  ".join(
-            f"{m} c={c}: {on[(c, m)]['qps'] / off[(c, m)]['qps']:.2f}x" for m in MODES for c in CONCURRENCY))
-        print("p50 ratio service (c=1, batching on) / in-process:  " + "  ".join(
-            f"{r['mode']}: {on[(1, r['mode'])]['p50_ms'] / r['p50_ms']:.2f}x" for r in results["in_process"]))
+        for p in precisions:
+            on = {(r["clients"], r["mode"]): r for r in rows[(True, p)]}
+            off = {(r["clients"], r["mode"]): r for r in rows[(False, p)]}
+            print(f"\n{p}: QPS ratio batching on / off:  " + "  ".join(
+                f"{m} c={c}: {on[(c, m)]['qps'] / off[(c, m)]['qps']:.2f}x" for m in modes for c in CONCURRENCY))
+        base = {(r["clients"], r["mode"]): r for r in rows[(False, "fp32")]}
+        for p in precisions:
+            on = {(r["clients"], r["mode"]): r for r in rows[(True, p)]}
+            print(f"{p} batching on vs fp32 batching off (one forward per request), QPS:  " + "  ".join(
+                f"{m} c={c}: {on[(c, m)]['qps'] / base[(c, m)]['qps']:.2f}x" for m in modes for c in CONCURRENCY))
     if args.out:
         args.out.write_text(json.dumps(results, indent=1))
     return 0

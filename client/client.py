@@ -126,6 +126,7 @@ class Variant:
     index_kind: str = ""
     index_params: dict[str, int] = field(default_factory=dict)
     weight: float = 0.0
+    precision: str = ""  # fp32 | bf16 | int8; empty = fp32
 
 
 class RpcFailed(Exception):
@@ -248,7 +249,7 @@ class SearchClient:
         lexical index ('' = auto); default_mode / default_hybrid: what searches that
         set no mode / hybrid parameters get."""
         request = pb.CreateCollectionRequest(name=name, default_variant=default_variant, variants=[
-            pb.VariantConfig(name=v.name, model=v.model, weight=v.weight,
+            pb.VariantConfig(name=v.name, model=v.model, weight=v.weight, precision=v.precision,
                              index=pb.IndexConfig(kind=v.index_kind, params=v.index_params))
             for v in variants], lexical=pb.LexicalConfig(analyzer=analyzer, language=language),
             default_mode=_MODES[default_mode][0])

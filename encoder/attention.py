@@ -124,6 +124,16 @@ class RankedAttention(nn.Module):
         o = o.transpose(1, 2).reshape(b * t, self.heads * self.value_dim)
         return self.out_proj(o.index_select(0, idx))  # (n, h*e) -> (n, d)
 
+    def explicit(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:
+        """Inference self-attention for graph export (ONNX): the fused q/k/v projection
+        and an explicit softmax whose scores are computed at the true rank width. The
+        zero padding of ``_attend`` exists only for PyTorch's fused kernels; an exported
+        graph has no such kernel, so a lower rank makes its scoring cheaper here.
+        x (b, t, d), mask (b, t) bool -> (b, t, d); same result as forward."""
+        q, k, v = self._split_qkv(F.linear(x, *self._fused_qkv()))  # (b, h, t, r|e)
+        p = torch.softmax(self._logits(q, k, mask), dim=-1)  # (b, h, t, t)
+        return self._merge(p @ v)  # (b, h, t, e) -> (b, t, d)
+
     def _logits(self, q, k, mask):
         s = (q @ k.transpose(-2, -1)) * self.scale  # (b, h, tq, tk)
         key_mask = self._key_mask(mask)

@@ -1,4 +1,4 @@
-"""Encoder subcommands: ``train``, ``convert``, ``corpus build|stats``.
+"""Encoder subcommands: ``train``, ``convert``, ``embed``, ``corpus build|stats``.
 
 Heavy libraries (torch, sentence-transformers) are imported inside the handlers so
 ``ranksearch --help`` stays fast.
@@ -16,6 +16,7 @@ DEFAULT_STEPS = 480
 def register(subparsers) -> None:
     _register_train(subparsers)
     _register_convert(subparsers)
+    _register_embed(subparsers)
     _register_corpus(subparsers)
 
 
@@ -120,6 +121,40 @@ def _convert(args) -> int:
     out = convert(rank=args.rank, out=args.out, distill_steps=args.distill_steps,
                   corpus=args.corpus, seed=args.seed)
     print(f"model written to {out}")
+    return 0
+
+
+# ---- embed -------------------------------------------------------------------------
+
+def _register_embed(subparsers) -> None:
+    p = subparsers.add_parser(
+        "embed", help="encode texts locally with a model folder (JSON lines: text, vector)",
+        description="Encode texts with a model folder, without a server, at a precision "
+                    "(fp32, bf16, int8; see docs/PERFORMANCE.md). Texts come from the "
+                    "arguments, or one per line on stdin. Prints one JSON object per text.")
+    p.add_argument("texts", nargs="*", metavar="TEXT", help="texts to encode (none: read stdin)")
+    p.add_argument("--model", required=True, help="model folder (ranked encoder or sentence-transformers)")
+    p.add_argument("--precision", default="fp32", choices=("fp32", "bf16", "int8"),
+                   help="fp32 (default), bf16 (CPUs with avx512_bf16/amx_bf16, else fp32 with a "
+                        "warning), int8 (per-channel dynamic; check quality with `ranksearch eval`)")
+    p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to encode (default cpu)")
+    p.add_argument("--strict", action="store_true",
+                   help="refuse bf16 where the CPU lacks it instead of falling back to fp32")
+    p.set_defaults(func=_embed)
+
+
+def _embed(args) -> int:
+    import logging
+
+    from .embedder import load_encoder
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
+    texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
+    emb = load_encoder(args.model, device=args.device, precision=args.precision, strict=args.strict)
+    print(f"precision {emb.precision} ({emb.engine}, {emb.device})", file=sys.stderr)
+    for text, vector in zip(texts, emb.encode(texts)):
+        print(json.dumps({"text": text, "vector": [round(float(x), 7) for x in vector]},
+                         ensure_ascii=False))
     return 0
 
 

@@ -1,10 +1,12 @@
 """The one encode path: service, evaluation harness and CLI all encode through here.
 
-``load_encoder(folder)`` loads a model folder offline (never running code from it) and
-returns an ``Embedder`` whose ``encode`` gives float32, L2-normalised rows.
+``load_encoder(folder, precision=..., device=...)`` loads a model folder offline (never
+running code from it) and returns an ``Embedder`` whose ``encode`` gives float32,
+L2-normalised rows at any precision (see precision.py for what each one runs on).
 """
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 from collections.abc import Sequence
@@ -19,6 +21,7 @@ import torch  # noqa: E402
 from ranksearch.errors import InvalidArgument  # noqa: E402
 
 from .config import EncoderConfig  # noqa: E402
+from . import precision as precisions  # noqa: E402
 from .cost import cost_report, size_on_disk  # noqa: E402
 from .st_module import RankedEncoderModule, load_sentence_transformer  # noqa: E402
 
@@ -43,12 +46,22 @@ class Embedder:
     """Wraps a loaded SentenceTransformer; safe to call from several threads (calls are
     serialised by a lock: one forward pass at a time already uses every core)."""
 
-    def __init__(self, model, source: str):
+    def __init__(self, model, source: str, precision: str = "fp32", engine: str = "torch",
+                 device: str = "cpu"):
         self.model = model.eval()
         self.source = source
+        self.precision = precision  # effective precision (after any fallback)
+        self.engine = engine        # "torch" or "onnxruntime"
+        self.device = device
         self.dim = int(model.get_embedding_dimension())
         self.prompts = model_prompts(model.prompts)
         self._lock = threading.Lock()
+
+    def _autocast(self):
+        """bf16: matrix products in bfloat16, the rest in float32 (torch autocast)."""
+        if self.precision == "bf16":
+            return torch.autocast(self.device, dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
     def encode(self, texts: Sequence[str], batch_size: int = 64,
                show_progress: bool = False, *, role: str) -> np.ndarray:
@@ -69,11 +82,18 @@ class Embedder:
             raise InvalidArgument("batch_size", f"must be >= 1, got {batch_size}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
-        with self._lock, torch.inference_mode():
+        with self._lock, torch.inference_mode(), self._autocast():
             vectors = self.model.encode(texts, prompt=self.prompts[role], batch_size=batch_size,
                                         show_progress_bar=show_progress,
                                         convert_to_numpy=True, normalize_embeddings=True)
         return np.ascontiguousarray(vectors, dtype=np.float32)
+
+    def token_counts(self, texts: Sequence[str]) -> list[int]:
+        """Tokens per text as the encoder will see them (truncated to max_seq_length):
+        what a forward pass costs, for batching by padded-token budget."""
+        ids = self.model.tokenizer(list(texts), truncation=True, max_length=self.model.max_seq_length,
+                                   add_special_tokens=True)["input_ids"]
+        return [len(x) for x in ids]
 
     def encoder_config(self) -> EncoderConfig | None:
         """The ranked-encoder config, or the equivalent of a plain BERT folder's."""
@@ -94,6 +114,9 @@ class Embedder:
             "size_bytes": size_on_disk(self.source),
             "max_seq_length": self.model.max_seq_length,
             "prompts": dict(self.prompts),
+            "precision": self.precision,
+            "engine": self.engine,
+            "device": self.device,
         }
         c = self.encoder_config()
         if c is not None:
@@ -104,8 +127,29 @@ class Embedder:
         return info
 
 
-def load_encoder(folder: str | Path, device: str = "cpu") -> Embedder:
+def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32",
+                 engine: str = "auto", strict: bool = False) -> Embedder:
     """Load a model folder (ranked encoder, or any sentence-transformers folder built
-    from sentence-transformers' own modules) fully offline."""
+    from sentence-transformers' own modules) fully offline.
+
+    ``precision``: fp32 | bf16 | int8 (precision.py); bf16 on a CPU without native bf16
+    falls back to fp32 with a WARNING (``strict=True`` raises ConfigError instead).
+    ``engine``: "auto" serves a ranked encoder at fp32/int8 on CPU through ONNX Runtime
+    and everything else through PyTorch; "torch" forces eager PyTorch (fp32/bf16),
+    "onnxruntime" requires ONNX Runtime."""
+    if engine not in ("auto", "torch", "onnxruntime"):
+        raise InvalidArgument("engine", f"must be auto, torch or onnxruntime, got {engine!r}")
+    effective = precisions.resolve(precision, device, strict=strict)
     folder = Path(folder).resolve()
-    return Embedder(load_sentence_transformer(folder, device=device), str(folder))
+    model = load_sentence_transformer(folder, device=device)
+    first = model[0]
+    ranked = isinstance(first, RankedEncoderModule)
+    use_ort = (effective == "int8" or engine == "onnxruntime"
+               or (engine == "auto" and effective == "fp32" and device == "cpu" and ranked))
+    if use_ort:
+        if not ranked or device != "cpu" or effective == "bf16":
+            raise InvalidArgument("precision", f"{effective} through ONNX Runtime needs a "
+                                  "ranked-encoder folder on cpu (and fp32 or int8)")
+        from .onnx_engine import OrtEncoder
+        first.engine = OrtEncoder(first.encoder.eval(), effective)
+    return Embedder(model, str(folder), effective, "onnxruntime" if use_ort else "torch", device)

@@ -123,6 +123,12 @@ class RankedEncoder(nn.Module):
             if self.final_norm is not None:
                 h = self.final_norm(h)
             return x.new_zeros(b * t, d).index_copy_(0, idx, h).view(b, t, d)
-        for block in self.blocks:
-            x = block(x, mask, block.attn.reference if reference else None)
+        return self.padded(x, mask, "reference" if reference else "forward")
+
+    def padded(self, x: torch.Tensor, mask: torch.Tensor | None, attention: str = "forward"):
+        """The blocks on the padded layout: x (b, t, d) embedded input, mask (b, t) bool
+        or None; ``attention`` names the RankedAttention method each block uses
+        ("forward", "reference", or "explicit" for graph export). Returns (b, t, d)."""
+        for block in self.blocks:  # "forward": the module itself, so its hooks run
+            x = block(x, mask, None if attention == "forward" else getattr(block.attn, attention))
         return self.final_norm(x) if self.final_norm is not None else x  # (b, t, d)

@@ -64,6 +64,7 @@ class RankedEncoderModule(InputModule):
         self.encoder_config = config if isinstance(config, EncoderConfig) else EncoderConfig.from_dict(config)
         self.encoder = RankedEncoder(self.encoder_config)
         self.tokenizer = tokenizer
+        self.engine = None  # set by the Embedder to serve through another runtime
         self.max_seq_length = max_seq_length or self.encoder_config.max_len
 
     @property
@@ -100,7 +101,8 @@ class RankedEncoderModule(InputModule):
         return {k: batch[k] for k in keep}
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
-        features["token_embeddings"] = self.encoder(
+        run = self.engine or self.encoder  # engine: e.g. an OrtEncoder (inference only)
+        features["token_embeddings"] = run(
             features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
         return features
 

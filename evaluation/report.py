@@ -6,7 +6,7 @@ from pathlib import Path
 
 from .metrics import HEADLINE
 from .page import Raw, esc, figure_png, fmt, img, page, table
-from .results import load_results, pareto, query_latency_ms, significance
+from .results import load_results, pareto, precision_delta, query_latency_ms, significance
 from .strings import text
 
 #: a uniform-attention ablation that moves nDCG@10 by less than this means the encoder
@@ -85,13 +85,19 @@ def plot_pareto(results: dict) -> str:
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     pts = [(v["name"], query_latency_ms(v), v["metrics"][HEADLINE]) for v in results["variants"]]
     front = set(pareto(pts))
+    markers = {"fp32": "o", "bf16": "D", "int8": "^"}  # precision, the second axis beside rank
+    precision = {v["name"]: v.get("precision") or "fp32" for v in results["variants"]}
     for name, x, y in pts:
         on = name in front
-        ax.scatter([x], [y], color="#137" if on else "#999", s=40 if on else 25, zorder=3)
+        ax.scatter([x], [y], color="#137" if on else "#999", s=40 if on else 25, zorder=3,
+                   marker=markers.get(precision[name], "o"))
         ax.annotate(name, (x, y), textcoords="offset points", xytext=(4, 4), fontsize=7)
     fx = sorted((p for p in pts if p[0] in front), key=lambda p: p[1])
     ax.step([p[1] for p in fx], [p[2] for p in fx], where="post", color="#137",
             label="Pareto frontier")
+    for p, m in markers.items():
+        if p in precision.values():
+            ax.scatter([], [], color="#555", marker=m, label=p)
     ax.set_xlabel("query latency p50 (encode + search, ms)")
     ax.set_ylabel("nDCG@10")
     ax.grid(alpha=.3)
@@ -116,7 +122,8 @@ def _ms_pair(d: dict | None) -> str:
 def _summary_table(results: dict, lang: str) -> str:
     t = lambda k: text(lang, k)  # noqa: E731
     has_e2e = any(v["latency"].get("end_to_end") for v in results["variants"])
-    header = [t("col_variant"), t("col_rank"), t("col_heads"), t("col_ndcg"), t("col_sig"),
+    header = [t("col_variant"), t("col_rank"), t("col_precision"), t("col_heads"), t("col_ndcg"),
+              t("col_precision_delta"), t("col_sig"),
               t("col_mrr"), t("col_r1"), t("col_r10"), t("col_r100"), t("col_enc_qps"),
               t("col_qenc"), t("col_search")] + ([t("col_e2e")] if has_e2e else []) + \
              [t("col_flops"), t("col_params"), t("col_size"), t("col_index"), t("col_far"), t("col_seeds")]
@@ -129,7 +136,9 @@ def _summary_table(results: dict, lang: str) -> str:
         rank = "–" if rank is None else (str(rank[0]) if isinstance(rank, list) and len(set(rank)) == 1 else str(rank))
         name = v["name"] + (f" ({t('baseline_marker')})" if v["name"] == results["baseline"] else "")
         dps = lat.get("corpus_encode_docs_per_s") or lat.get("index_docs_per_s")
-        row = [name, rank, v.get("heads") or "–", ndcg, _marker(results, v["name"], HEADLINE),
+        delta = precision_delta(results, v)
+        row = [name, rank, v.get("precision") or "–", v.get("heads") or "–", ndcg,
+               "–" if delta is None else f"{delta:+.4f}", _marker(results, v["name"], HEADLINE),
                fmt(m["mrr@10"], 4), fmt(m["recall@1"], 3), fmt(m["recall@10"], 3), fmt(m["recall@100"], 3),
                "–" if dps is None else f"{dps:.0f}", _ms_pair(lat.get("query_encode")), _ms_pair(lat.get("search"))]
         if has_e2e:

@@ -82,7 +82,8 @@ def pareto(points: list[tuple[str, float, float]]) -> list[str]:
     return front
 
 
-CSV_COLUMNS = ["variant", "kind", "rank", "heads", *METRICS, "seeds", f"{HEADLINE}_std",
+CSV_COLUMNS = ["variant", "kind", "rank", "precision", "engine", f"{HEADLINE}_change_vs_fp32",
+               "heads", *METRICS, "seeds", f"{HEADLINE}_std",
                "corpus_docs_per_s", "query_encode_p50_ms", "query_encode_p95_ms",
                "search_p50_ms", "search_p95_ms", "end_to_end_p50_ms", "end_to_end_p95_ms",
                "parameters", "flops_per_token", "model_bytes", "index_bytes", "peak_rss_bytes",
@@ -95,6 +96,17 @@ def _rank_str(rank) -> str:
     return "" if rank is None else str(rank)
 
 
+def precision_delta(results: dict, v: dict, metric: str = HEADLINE) -> float | None:
+    """Quality change of a bf16/int8 variant against the fp32 run of the same model
+    folder in the same results (None for fp32, BM25, or without such a sibling)."""
+    if (v.get("precision") or "fp32") == "fp32" or not v.get("model_folder"):
+        return None
+    for other in results["variants"]:
+        if other.get("model_folder") == v["model_folder"] and other.get("precision") == "fp32":
+            return v["metrics"][metric] - other["metrics"][metric]
+    return None
+
+
 def csv_rows(results: dict) -> list[dict]:
     rows = []
     for v in results["variants"]:
@@ -103,6 +115,8 @@ def csv_rows(results: dict) -> list[dict]:
         sig = significance(results, results["baseline"], v["name"])
         rows.append({
             "variant": v["name"], "kind": v["kind"], "rank": _rank_str(v.get("rank")),
+            "precision": v.get("precision") or "", "engine": v["cost"].get("engine") or "",
+            f"{HEADLINE}_change_vs_fp32": precision_delta(results, v),
             "heads": v.get("heads") or "", **{m: round(v["metrics"][m], 6) for m in METRICS},
             "seeds": len(v["seeds"]), f"{HEADLINE}_std": round(v["spread"][HEADLINE]["std"], 6),
             "corpus_docs_per_s": lat.get("corpus_encode_docs_per_s") or lat.get("index_docs_per_s"),

@@ -106,7 +106,7 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             build = {"model_folder": str(folder), "built_now": built,
                      "build_seconds": time.perf_counter() - t0}
             _stage(tag, f"encoding {len(doc_texts)} documents and {len(q_texts)} queries", t0)
-            embedder = load_encoder(folder)
+            embedder = load_encoder(folder, precision=v.precision, device=spec.device)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
             res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
@@ -116,7 +116,12 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
             _stage(tag, "attention check (entropy, then the corpus again under uniform attention)", t0)
-            attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
+            # the check hooks PyTorch modules: run it on the eager engine (an exported
+            # ONNX Runtime graph would ignore the hooks and report no attention use)
+            eager = load_encoder(folder, precision="bf16" if embedder.precision == "bf16" else "fp32",
+                                 device=spec.device, engine="torch")
+            eager.model.max_seq_length = embedder.model.max_seq_length
+            attention = _attention_check(eager, doc_texts, doc_ids, qids, q_texts, qrels, scores)
         model_info = build
         seeds_out.append({"seed": seed, "run_file": str(run_file.relative_to(runs_dir.parent)),
                           "metrics": scores, "latency": res["latency"],
@@ -126,7 +131,11 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         cost = res["cost"]
     metrics_mean = {m: M.mean_spread([s["metrics"][m] for s in seeds_out]) for m in M.METRICS}
     first = seeds_out[0]
+    if v.kind != "bm25":  # what really ran (a bf16 request may have fallen back to fp32)
+        desc = embedder.describe()
+        cost = {**cost, "precision": desc["precision"], "engine": desc["engine"], "device": desc["device"]}
     return {"name": v.name, "kind": v.kind, "spec": {**v.resolved(), "seeds": v.seeds},
+            "precision": cost.get("precision"),
             "rank": cost.get("rank"), "heads": cost.get("heads"),
             "metrics": {m: metrics_mean[m]["mean"] for m in M.METRICS},
             "spread": metrics_mean, "seeds": seeds_out,

@@ -18,7 +18,11 @@ variants:
 ```
 
 A list under ``rank`` expands into one variant per value, named ``{name}{rank}`` (or
-``{name}-r{rank}`` when the name ends in a digit). BM25 is always added as a lexical
+``{name}-r{rank}`` when the name ends in a digit). ``precision`` (fp32 | bf16 | int8,
+see docs/PERFORMANCE.md), at the top (every dense variant) or on a variant, is the
+second axis: a list expands each variant into ``{name}-{precision}`` per value, e.g.
+``precision: [fp32, bf16]`` next to ``rank: [4, 8]`` gives r4-fp32, r4-bf16, r8-fp32,
+r8-bf16 (one model build per rank; precision changes only how it is run). BM25 is always added as a lexical
 reference named ``bm25``. Unknown keys raise `ConfigError` naming the key.
 """
 from __future__ import annotations
@@ -85,6 +89,7 @@ class VariantSpec:
     source: TrainSource | ConvertSource | FolderSource | None
     index: dict = field(default_factory=lambda: {"kind": "flat"})
     seeds: list[int] = field(default_factory=lambda: [0])
+    precision: str = "fp32"
 
     @property
     def rank(self) -> int | None:
@@ -94,7 +99,8 @@ class VariantSpec:
         src = asdict(self.source) if self.source is not None else None
         if seed is not None and self.kind == "train":
             src = {**src, "seed": seed}
-        return {"name": self.name, "kind": self.kind, "source": src, "index": self.index}
+        return {"name": self.name, "kind": self.kind, "source": src, "index": self.index,
+                "precision": self.precision}
 
     def model_key(self, seed: int = 0) -> str:
         """Hash of what determines the model (not the name or the index)."""
@@ -114,6 +120,7 @@ class EvalSpec:
     latency_queries: int = 100
     top_k: int = 100
     max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
+    device: str = "cpu"                 # cpu | cuda: where dense variants encode
 
     def variant(self, name: str) -> VariantSpec:
         for v in self.variants:
@@ -125,13 +132,14 @@ class EvalSpec:
         return {"name": self.name, "baseline": self.baseline,
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
-                "top_k": self.top_k, "max_seq_length": self.max_seq_length,
+                "top_k": self.top_k, "max_seq_length": self.max_seq_length, "device": self.device,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
 _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
-             "stat_test", "latency_queries", "top_k", "max_seq_length"]
-_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget"]
+             "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device"]
+_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
+                 "precision"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
 
 
@@ -163,8 +171,34 @@ def _int_or_none(value, where: str):
     return value
 
 
-def _expand(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
+def _precisions(value: Any, where: str) -> list[str]:
+    from ranksearch.encoder.precision import PRECISIONS
+
+    values = value if isinstance(value, list) else [value]
+    if not values or len(set(values)) != len(values) or any(v not in PRECISIONS for v in values):
+        raise ConfigError(where, f"must be one of {', '.join(PRECISIONS)} or a list of distinct "
+                          f"ones, got {value!r}")
+    return values
+
+
+def _expand(raw: dict, where: str, default_index: dict, default_precision: Any = "fp32") -> list[VariantSpec]:
+    """One spec entry -> its variants: the rank sweep, then the precision sweep."""
     reject_unknown(raw, _VARIANT_KEYS, where)
+    precision = raw.get("precision", default_precision)
+    if "precision" in raw:
+        where_p = f"variants.{raw.get('name')}.precision"
+    else:
+        where_p = "precision"
+    precisions = _precisions(precision, where_p)
+    out = []
+    for v in _expand_ranks({k: x for k, x in raw.items() if k != "precision"}, where, default_index):
+        for p in precisions:
+            name = v.name if len(precisions) == 1 else f"{v.name}-{p}"
+            out.append(VariantSpec(name, v.kind, v.source, v.index, v.seeds, p))
+    return out
+
+
+def _expand_ranks(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
     name = raw.get("name")
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name", "is required (a non-empty string)")
@@ -218,8 +252,9 @@ def parse_spec(data: Any) -> EvalSpec:
         raise ConfigError("variants", "must be a non-empty list")
     default_index = data.get("index", {"kind": "flat"})
     variants: list[VariantSpec] = []
+    precision = data.get("precision", "fp32")
     for i, raw in enumerate(raw_variants):
-        variants.extend(_expand(raw, f"variants[{i}]", default_index))
+        variants.extend(_expand(raw, f"variants[{i}]", default_index, precision))
     names = [v.name for v in variants]
     for n in names:
         if names.count(n) > 1:
@@ -237,12 +272,18 @@ def parse_spec(data: Any) -> EvalSpec:
     stat = data.get("stat_test", "student")
     if stat not in ("student", "fisher", "Tukey"):
         raise ConfigError("stat_test", f"must be student, fisher or Tukey, got {stat!r}")
+    from ranksearch.encoder.precision import DEVICES
+
+    device = data.get("device", "cpu")
+    if device not in DEVICES:
+        raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
     variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
                     top_k=int(data.get("top_k", 100)),
-                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"))
+                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
+                    device=device)
 
 
 def load_spec(path: Path | str) -> EvalSpec:

@@ -1,66 +1,97 @@
 """Dynamic micro-batching of encode requests on one worker thread per encoder.
 
-Callers (gRPC handler threads) submit lists of texts and wait on a future; the worker
-takes the first waiting job, then keeps collecting jobs until ``max_batch_texts``
-texts are gathered or ``max_wait_ms`` has passed since that first job, encodes them
-all in one forward pass and hands each caller its rows. With batching disabled each
-job is encoded on its own (still on the worker thread, never on a gRPC thread).
+Callers (gRPC handler threads) submit lists of texts and wait on a future. The worker
+builds one forward pass at a time from the jobs waiting *now*:
 
-Jobs whose caller has gone away (deadline passed, client cancelled) are dropped
-before encoding: ``alive()`` is checked when the job is taken from the queue.
+- **Budget, not count.** A pass holds at most ``max_batch_texts`` texts and at most
+  ``max_batch_tokens`` padded tokens (texts x the longest text's tokens, measured by
+  ``measure``), so forty short queries share a pass that two 512-token documents
+  would fill.
+- **No delay at low load.** The worker never waits for company unless ``max_wait_ms``
+  > 0: a lone request is encoded at once; requests that arrive while a pass runs form
+  the next pass together (that is where the batching comes from under load).
+- **Large requests are split and interleaved.** A job larger than the budget is cut
+  into passes (its texts in length order, so each pass pads little); after each pass
+  a partly done job goes to the back of the line, so small calls that arrived behind
+  a 1,024-text Embed are served between its passes instead of after it.
+- **Cancellation between passes.** ``alive()`` of every job is checked before each of
+  its passes; a caller that has gone away (deadline passed, client cancelled, server
+  stopping) costs at most the pass in flight.
+- **One role per pass.** A job may carry a role ("query" or "document": the encoder
+  prepends that role's prompt); a pass only combines jobs of the same role and passes
+  it as ``role=`` (jobs without a role call the encode function with the texts only).
+- **Shutdown.** ``close()`` fails every job still waiting with UNAVAILABLE and returns
+  once the pass in flight (bounded by the budget) is done.
 
-A job may carry a role ("query" or "document": the encoder prepends that role's
-prompt); one forward pass only combines jobs of the same role, and the role is passed
-to the encode function as ``role=``. Jobs without a role call it with the texts only.
+With batching disabled each pass holds one job's texts only (still split by budget).
 """
 from __future__ import annotations
 
 import queue
 import threading
 import time
+from collections import deque
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Callable, Sequence
 
 import numpy as np
 
-from ranksearch.errors import DeadlineExceeded
+from ranksearch.errors import DeadlineExceeded, Unavailable
 
 EncodeFn = Callable[..., np.ndarray]  # (texts[, role=...]) -> (n, dim) float32
+MeasureFn = Callable[[list[str]], list[int]]  # texts -> tokens per text
 
 
-@dataclass
+def estimate_tokens(texts: list[str]) -> list[int]:
+    """Fallback measure when the encoder has no tokenizer: ~4 characters per token."""
+    return [2 + len(t) // 4 for t in texts]
+
+
+@dataclass(eq=False)
 class _Job:
     texts: list[str]
     alive: Callable[[], bool]
-    role: str | None = None
+    role: str | None = None                          # "query"/"document": the prompt to prepend
     future: Future = field(default_factory=Future)
+    order: list[int] = field(default_factory=list)   # text indices, shortest first
+    tokens: list[int] = field(default_factory=list)  # tokens per text
+    done: int = 0                                    # texts of `order` encoded so far
+    started: bool = False                            # future set running
+    rows: np.ndarray | None = None                   # (n, dim) once the first pass is back
 
 
 class MicroBatcher:
     """One worker thread that encodes queued jobs, several jobs per forward pass."""
 
-    def __init__(self, encode: EncodeFn, *, enabled: bool = True, max_wait_ms: float = 2.0,
-                 max_batch_texts: int = 64, name: str = "encoder",
+    def __init__(self, encode: EncodeFn, *, enabled: bool = True, max_wait_ms: float = 0.0,
+                 max_batch_texts: int = 64, max_batch_tokens: int = 8192,
+                 measure: MeasureFn = estimate_tokens, name: str = "encoder",
                  on_batch: Callable[[int, int], None] | None = None):
         self._encode = encode
+        self._measure = measure
         self.enabled = enabled
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_batch_texts = max_batch_texts
+        self.max_batch_tokens = max_batch_tokens
         self._on_batch = on_batch  # (jobs, texts) per forward pass, for metrics
         self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._carry: _Job | None = None  # a job that did not fit the previous batch
+        self._line: deque[_Job] = deque()  # jobs taken from the queue, not finished
+        self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
         self._thread.start()
 
     @property
     def depth(self) -> int:
-        """Jobs waiting (queue depth gauge)."""
-        return self._queue.qsize() + (self._carry is not None)
+        """Jobs waiting or partly done (queue depth gauge)."""
+        return self._queue.qsize() + len(self._line)
 
     def submit(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
                role: str | None = None) -> Future:
         job = _Job(list(texts), alive, role)
+        if self._closing.is_set():
+            job.future.set_exception(Unavailable("", "the server is shutting down"))
+            return job.future
         self._queue.put(job)
         return job.future
 
@@ -76,63 +107,114 @@ class MicroBatcher:
             future.cancel()
             raise DeadlineExceeded("", "deadline passed while waiting for the encoder") from None
 
-    def close(self) -> None:
+    def close(self, timeout: float = 30.0) -> None:
+        """Fail every waiting job (UNAVAILABLE), finish the pass in flight, stop."""
+        self._closing.set()
         self._queue.put(None)
-        self._thread.join(timeout=10)
+        self._thread.join(timeout=timeout)
 
     # ----------------------------------------------------------------- worker
 
-    def _next_batch(self) -> list[_Job] | None:
-        first = self._carry or self._queue.get()
-        self._carry = None
-        if first is None:
-            return None
-        batch, n = [first], len(first.texts)
-        if not self.enabled:
-            return batch
-        until = time.monotonic() + self.max_wait_s
-        while n < self.max_batch_texts:
-            remaining = until - time.monotonic()
+    def _take(self, block: bool) -> bool:
+        """Move queued jobs into the line; False once close() was called."""
+        try:
+            job = self._queue.get() if block else self._queue.get_nowait()
+        except queue.Empty:
+            return not self._closing.is_set()
+        while True:
+            if job is None or self._closing.is_set():
+                if job is not None:
+                    self._line.append(job)  # failed by _run's clean-up
+                return False
+            job.tokens = self._measure(job.texts)
+            job.order = sorted(range(len(job.texts)), key=job.tokens.__getitem__)
+            self._line.append(job)
             try:
-                job = self._queue.get(timeout=remaining) if remaining > 0 else self._queue.get_nowait()
+                job = self._queue.get_nowait()
             except queue.Empty:
-                break
-            if job is None:
-                self._queue.put(None)  # deliver the shutdown after this batch
-                break
-            if n + len(job.texts) > self.max_batch_texts or job.role != first.role:
-                self._carry = job
-                break
-            batch.append(job)
-            n += len(job.texts)
-        return batch
+                return True
+
+    def _gather(self) -> bool:
+        """Wait for work (no delay at low load; max_wait_ms if set). False on close."""
+        if not self._line and not self._take(block=True):
+            return False
+        if self.enabled and self.max_wait_s > 0:
+            time.sleep(self.max_wait_s)
+        return self._take(block=False)
+
+    def _usable(self, job: _Job) -> bool:
+        """Start the job (first pass) or re-check its caller (later passes)."""
+        if not job.started:
+            job.started = True
+            if not job.future.set_running_or_notify_cancel():
+                return False
+        if not job.alive():
+            job.future.set_exception(DeadlineExceeded("", "client gave up before encoding finished"))
+            return False
+        return True
+
+    def _plan(self) -> list[tuple[_Job, list[int]]]:
+        """The next pass: [(job, text indices)] within the budget. Jobs not yet begun go
+        first (in arrival order), then partly done ones (in line order)."""
+        plan, n, longest, role = [], 0, 0, ...
+        for job in sorted(self._line, key=lambda j: j.done > 0):
+            if not self._usable(job):
+                self._line.remove(job)
+                continue
+            if role is not ... and job.role != role:
+                continue  # one role (prompt) per pass; this job goes in a later one
+            role = job.role
+            take = []
+            for i in job.order[job.done:]:
+                width = max(longest, job.tokens[i])
+                if n and ((n + 1) > self.max_batch_texts or (n + 1) * width > self.max_batch_tokens):
+                    break
+                take.append(i)
+                n, longest = n + 1, width
+            if take:
+                plan.append((job, take))
+            if len(take) < len(job.order) - job.done or not self.enabled:
+                break  # budget full (or one job per pass)
+        return plan
 
     def _run(self) -> None:
+        while self._gather():
+            plan = self._plan()
+            if plan:
+                self._pass(plan)
+        for job in list(self._line):
+            self._line.remove(job)
+            if not job.future.done():
+                job.future.set_exception(Unavailable("", "the server is shutting down"))
         while True:
-            batch = self._next_batch()
-            if batch is None:
-                return
-            live = []
-            for job in batch:
-                if not job.future.set_running_or_notify_cancel():
-                    continue
-                if not job.alive():
-                    job.future.set_exception(DeadlineExceeded("", "client gave up before encoding"))
-                    continue
-                live.append(job)
-            if not live:
-                continue
-            texts = [t for job in live for t in job.texts]
             try:
-                role = live[0].role  # one role per batch (see _next_batch)
-                vectors = self._encode(texts) if role is None else self._encode(texts, role=role)  # (n, dim)
-            except BaseException as exc:  # hand the failure to every caller of this batch
-                for job in live:
-                    job.future.set_exception(exc)
-                continue
-            if self._on_batch:
-                self._on_batch(len(live), len(texts))
-            start = 0
-            for job in live:
-                job.future.set_result(vectors[start:start + len(job.texts)])
-                start += len(job.texts)
+                job = self._queue.get_nowait()
+            except queue.Empty:
+                return
+            if job is not None and job.future.set_running_or_notify_cancel():
+                job.future.set_exception(Unavailable("", "the server is shutting down"))
+
+    def _pass(self, plan: list[tuple[_Job, list[int]]]) -> None:
+        texts = [plan_job.texts[i] for plan_job, idx in plan for i in idx]
+        role = plan[0][0].role  # one role per pass (see _plan)
+        try:
+            vectors = self._encode(texts) if role is None else self._encode(texts, role=role)  # (n, dim)
+        except BaseException as exc:  # hand the failure to every caller of this pass
+            for job, _ in plan:
+                self._line.remove(job)
+                job.future.set_exception(exc)
+            return
+        if self._on_batch:
+            self._on_batch(len(plan), len(texts))
+        start = 0
+        for job, idx in plan:
+            if job.rows is None:
+                job.rows = np.empty((len(job.texts), vectors.shape[1]), dtype=vectors.dtype)
+            job.rows[idx] = vectors[start:start + len(idx)]
+            start += len(idx)
+            job.done += len(idx)
+            self._line.remove(job)
+            if job.done == len(job.texts):
+                job.future.set_result(job.rows)
+            else:
+                self._line.append(job)  # to the back: others go first next pass

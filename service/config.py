@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ranksearch.encoder.precision import DEVICES, PRECISIONS
 from ranksearch.errors import ConfigError, InvalidArgument
 from ranksearch.names import RULE, is_valid_name
 from ranksearch.typed import reject_unknown
@@ -60,12 +61,16 @@ class VariantSection:
     model: str = _f("", "model folder under <data_dir>/models or absolute path; '' = default_model")
     index: IndexSection = _f(doc="index configuration", factory=IndexSection)
     weight: float = _f(0.0, "A/B traffic share for searches that name no variant; all 0 = default only")
+    precision: str = _f("fp32", "encoding precision: fp32, bf16 (CPUs with avx512_bf16/amx_bf16; "
+                        "elsewhere falls back to fp32 with a warning) or int8 (see docs/PERFORMANCE.md)")
 
     def __post_init__(self):
         if not is_valid_name(self.name):
             raise ConfigError("name", f"{self.name!r} is not a valid variant name ({RULE})")
         if self.weight < 0:
             raise ConfigError("weight", f"must be >= 0, got {self.weight}")
+        if self.precision not in PRECISIONS:
+            raise ConfigError("precision", f"must be one of {', '.join(PRECISIONS)}, got {self.precision!r}")
 
 
 @dataclass
@@ -151,14 +156,18 @@ class BatchingSection:
     """Dynamic micro-batching of concurrent encode requests."""
 
     enabled: bool = _f(True, "encode concurrent requests together in one forward pass")
-    max_wait_ms: float = _f(2.0, "how long the first request of a batch waits for company")
-    max_batch_texts: int = _f(64, "most texts encoded in one forward pass")
+    max_wait_ms: float = _f(0.0, "extra wait for company before a forward pass (0: none; requests "
+                            "arriving during a pass form the next one)")
+    max_batch_texts: int = _f(64, "most texts in one forward pass (larger requests are split)")
+    max_batch_tokens: int = _f(8192, "most padded tokens (texts x longest text) in one forward pass")
 
     def __post_init__(self):
         if self.max_wait_ms < 0:
             raise ConfigError("max_wait_ms", f"must be >= 0, got {self.max_wait_ms}")
         if self.max_batch_texts < 1:
             raise ConfigError("max_batch_texts", f"must be >= 1, got {self.max_batch_texts}")
+        if self.max_batch_tokens < 1:
+            raise ConfigError("max_batch_tokens", f"must be >= 1, got {self.max_batch_tokens}")
 
 
 @dataclass
@@ -336,6 +345,8 @@ class ServiceConfig:
     threads: int = _f(16, "gRPC worker threads")
     encoder_threads: int = _f(1, "torch intra-op threads for encoding (1: concurrency comes from "
                               "micro-batching; 2 threads on 2 busy cores measured 20x slower)")
+    device: str = _f("cpu", "where encoders run: cpu, or cuda (needs a CUDA build of torch: "
+                     "`make install TORCH=cuda`)")
     default_collection: str = _f("stdlib", "collection used when a request names none")
     default_model: str = _f("default", "model folder (under <data_dir>/models) for variants naming none; "
                             "built in: 'default' (all-MiniLM-L6-v2, English) and 'multilingual' "
@@ -363,6 +374,8 @@ class ServiceConfig:
             raise ConfigError("threads", f"must be >= 1, got {self.threads}")
         if self.encoder_threads < 1:
             raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
+        if self.device not in DEVICES:
+            raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
 
     def indexer_limits(self) -> dict[str, int]:
         """The IndexerConfig keys that come from `limits` (setting them under

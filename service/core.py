@@ -19,11 +19,12 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from ranksearch.encoder.precision import PRECISIONS
 from ranksearch.errors import DeadlineExceeded, FailedPrecondition, InvalidArgument, NotFound, RanksearchError
 from ranksearch.indexer.port import StoragePort
 from ranksearch.indexer.request import DENSE_MODES, SearchRequest
 from ranksearch.indexer.validation import check_name
-from ranksearch.service.batcher import MicroBatcher
+from ranksearch.service.batcher import MicroBatcher, estimate_tokens
 from ranksearch.service.config import BatchingSection, IndexSection, LimitsSection
 from ranksearch.service.logs import get_logger
 from ranksearch.service.routing import RoutingTable
@@ -41,6 +42,23 @@ class VariantRequest:
     index_kind: str = ""
     index_params: dict[str, Any] = field(default_factory=dict)
     weight: float = 0.0
+    precision: str = "fp32"
+
+
+#: A variant's stored encoder string is its model, plus this tag and the precision when
+#: that is not fp32 ("default#precision=bf16"); collections written before precision
+#: existed read as fp32. The indexer stores the string without interpreting it.
+PRECISION_TAG = "#precision="
+
+
+def encoder_ref(model: str, precision: str = "fp32") -> str:
+    return model if precision == "fp32" else f"{model}{PRECISION_TAG}{precision}"
+
+
+def split_encoder_ref(ref: str) -> tuple[str, str]:
+    """(model, precision) of a stored encoder string."""
+    model, _, precision = ref.partition(PRECISION_TAG)
+    return model, precision or "fp32"
 
 
 @dataclass(frozen=True)
@@ -78,8 +96,8 @@ class SearchCore:
     def __init__(self, indexer: StoragePort, data_dir: Path, *, limits: LimitsSection | None = None,
                  batching: BatchingSection | None = None, default_model: str = "default",
                  default_index: IndexSection | None = None, default_collection: str = "",
-                 load_encoder: Callable[[Path], Any] | None = None,
-                 on_batch: Callable[[int, int], None] | None = None):
+                 load_encoder: Callable[..., Any] | None = None,
+                 on_batch: Callable[[int, int], None] | None = None, device: str = "cpu"):
         self.indexer = indexer
         self.data_dir = Path(data_dir)
         self.limits = limits or LimitsSection()
@@ -92,6 +110,7 @@ class SearchCore:
             load_encoder = _load
         self._load_encoder = load_encoder
         self._on_batch = on_batch
+        self.device = device
         self.routing = RoutingTable(self.data_dir / "service" / "routing.json")
         self._models: dict[str, tuple[Any, MicroBatcher]] = {}
         self._models_lock = threading.Lock()
@@ -109,10 +128,12 @@ class SearchCore:
         path = Path(model)
         return path if path.is_absolute() else self.data_dir / "models" / model
 
-    def encoder(self, model: str) -> tuple[Any, MicroBatcher]:
-        """(Embedder, its MicroBatcher) for a model name, loaded once."""
+    def encoder(self, ref: str) -> tuple[Any, MicroBatcher]:
+        """(Embedder, its MicroBatcher) for a variant's encoder string (model name, and
+        precision: see encoder_ref), loaded once per model folder and precision."""
+        model, precision = split_encoder_ref(ref)
         path = self.model_path(model)
-        key = str(path)
+        key = encoder_ref(str(path), precision)
         with self._models_lock:
             if key not in self._models:
                 try:
@@ -121,11 +142,14 @@ class SearchCore:
                     raise InvalidArgument("model", f"{model!r} cannot name a model folder: {exc.strerror}") from None
                 if not exists:
                     raise FailedPrecondition("model", f"model folder {path} does not exist")
-                embedder = self._load_encoder(path)
-                batcher = MicroBatcher(embedder.encode, enabled=self.batching.enabled,
-                                       max_wait_ms=self.batching.max_wait_ms,
-                                       max_batch_texts=self.batching.max_batch_texts,
-                                       name=path.name, on_batch=self._on_batch)
+                embedder = self._load_encoder(path, precision=precision, device=self.device)
+                b = self.batching
+                batcher = MicroBatcher(
+                    lambda texts: embedder.encode(texts, batch_size=b.max_batch_texts),
+                    enabled=b.enabled, max_wait_ms=b.max_wait_ms,
+                    max_batch_texts=b.max_batch_texts, max_batch_tokens=b.max_batch_tokens,
+                    measure=getattr(embedder, "token_counts", estimate_tokens),
+                    name=path.name, on_batch=self._on_batch)
                 self._models[key] = (embedder, batcher)
             return self._models[key]
 
@@ -218,7 +242,12 @@ class SearchCore:
         if v.index_params and not v.index_kind:
             raise InvalidArgument(f"{where}.index.kind", "is empty while params are set: name the "
                                   "kind the params are for")
-        model = v.model or self.default_model
+        if v.precision not in PRECISIONS:
+            raise InvalidArgument(f"{where}.precision", f"must be one of {', '.join(PRECISIONS)}, "
+                                  f"got {v.precision!r}")
+        if PRECISION_TAG in v.model:
+            raise InvalidArgument(f"{where}.model", f"must not contain {PRECISION_TAG!r}")
+        model = encoder_ref(v.model or self.default_model, v.precision)
         try:
             embedder, _ = self.encoder(model)
         except (FailedPrecondition, NotFound) as exc:
@@ -423,7 +452,8 @@ class SearchCore:
             variants = []
             for spec in info.variants:
                 desc = {}
-                key = str(self.model_path(spec.encoder))
+                model, precision = split_encoder_ref(spec.encoder)
+                key = encoder_ref(str(self.model_path(model)), precision)
                 if key in self._models:
                     desc = self._models[key][0].describe()
                 window = self._latency.get((info.name, spec.name), LatencyWindow())
@@ -433,7 +463,9 @@ class SearchCore:
                     "name": spec.name, "index_kind": spec.index.kind, "dim": spec.dim,
                     "index_size": ix.get("vectors", info.documents),
                     "index_state": ix.get("index_type", ""), "rebuilding": ix.get("rebuilding") or "",
-                    "model": spec.encoder, "rank": list(desc.get("rank", [])),
+                    "model": model, "rank": list(desc.get("rank", [])),
+                    "precision": precision, "effective_precision": desc.get("precision", ""),
+                    "engine": desc.get("engine", ""),
                     "parameters": int(desc.get("parameters", 0)), "requests": window.count,
                     "latency_ms": (p50, p95, p99), "is_default": spec.name == info.default_variant,
                     "weight": weights_all[info.name].get(spec.name, 0.0),

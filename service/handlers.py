@@ -25,7 +25,7 @@ from ranksearch.service.errors import DeadlineExceeded
 from ranksearch.indexer.lexical import LexicalConfig
 from ranksearch.indexer.request import SearchDefaults
 from ranksearch.service import search_wire
-from ranksearch.service.core import SearchCore, VariantRequest
+from ranksearch.service.core import SearchCore, VariantRequest, split_encoder_ref
 from ranksearch.service.interceptors import answered_variant, caller
 from ranksearch.service.logs import get_logger, request_id
 from ranksearch.service.wire import Undecodable, deserializer, transport_limit
@@ -145,15 +145,17 @@ class SearchServicer:
             unavailable_reason=info.unavailable,
             lexical=search_wire.lexical_pb(info.lexical or LexicalConfig()),
             default_mode=search_wire.MODE_ENUMS[defaults.mode], default_hybrid=search_wire.hybrid_pb(defaults.hybrid),
-            variants=[pb.VariantInfo(name=v.name, model=v.encoder, index=_index(v), dim=int(v.dim),
-                                     weight=weights.get(v.name, 0.0),
-                                     is_default=v.name == info.default_variant)
+            variants=[pb.VariantInfo(name=v.name, model=split_encoder_ref(v.encoder)[0], index=_index(v),
+                                     dim=int(v.dim), weight=weights.get(v.name, 0.0),
+                                     is_default=v.name == info.default_variant,
+                                     precision=split_encoder_ref(v.encoder)[1])
                       for v in info.variants])
 
     @_rpc
     def CreateCollection(self, request, context):
         variants = [VariantRequest(name=v.name, model=v.model, index_kind=v.index.kind,
-                                   index_params=dict(v.index.params), weight=v.weight)
+                                   index_params=dict(v.index.params), weight=v.weight,
+                                   precision=v.precision or "fp32")
                     for v in request.variants]
         lexical, defaults = search_wire.collection_settings(request)
         info = self.core.create_collection(request.name, variants, request.default_variant, lexical, defaults)
@@ -243,7 +245,8 @@ class SearchServicer:
                 model=v["model"], rank=v["rank"], parameters=v["parameters"], requests=v["requests"],
                 latency_p50_ms=v["latency_ms"][0], latency_p95_ms=v["latency_ms"][1],
                 latency_p99_ms=v["latency_ms"][2], is_default=v["is_default"], weight=v["weight"],
-                index_state=v["index_state"], rebuilding=v["rebuilding"])
+                index_state=v["index_state"], rebuilding=v["rebuilding"], precision=v["precision"],
+                effective_precision=v["effective_precision"], engine=v["engine"])
                 for v in c["variants"]]
             lex = c.get("lexical") or {}
             state = "ready" if lex.get("ready", True) else \
@@ -283,8 +286,8 @@ class SearchServicer:
     def AddVariant(self, request, context):
         v = request.variant
         self.live.add_variant(request.collection, VariantRequest(
-            name=v.name, model=v.model, index_kind=v.index.kind, index_params=dict(v.index.params)),
-            _who(context))
+            name=v.name, model=v.model, index_kind=v.index.kind, index_params=dict(v.index.params),
+            precision=v.precision or "fp32"), _who(context))
         info = self.core.collection(request.collection)
         return pb.AddVariantResponse(collection=self.collection_info(info))
 

@@ -144,7 +144,8 @@ class Server:
             self.core = SearchCore(self.indexer, data, limits=cfg.limits, batching=cfg.batching,
                                    default_model=cfg.default_model, default_index=cfg.default_index,
                                    default_collection=cfg.default_collection,
-                                   load_encoder=self._load_encoder, on_batch=self.metrics.on_batch)
+                                   load_encoder=self._load_encoder, on_batch=self.metrics.on_batch,
+                                   device=cfg.device)
             if first_start.needs_bootstrap(cfg, self.core):
                 first_start.bootstrap(cfg, self.core)
             self._ensure_configured_collections()
@@ -199,7 +200,8 @@ class Server:
         existing = {c.name for c in self.core.list_collections()}
         for c in self.config.collections:
             variants = [VariantRequest(name=v.name, model=v.model, index_kind=v.index.kind,
-                                       index_params=dict(v.index.params), weight=v.weight)
+                                       index_params=dict(v.index.params), weight=v.weight,
+                                       precision=v.precision)
                         for v in c.variants]
             if c.name not in existing:
                 try:

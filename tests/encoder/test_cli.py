@@ -79,3 +79,26 @@ def test_convert_through_the_cli(bert_st_folder, tmp_path, capsys):
     assert load_encoder(out).encode(["the query"], role="query").shape == (1, 32)
     assert main(["convert", "--model", str(bert_st_folder), "--rank", "4", "--out", str(out)]) == 2
     assert "exists and is not empty" in capsys.readouterr().err
+
+
+def test_embed_at_each_precision(bert_st_folder, tmp_path, capsys, monkeypatch):
+    from ranksearch.encoder import precision as precisions
+
+    out = tmp_path / "m"
+    assert main(["convert", "--model", str(bert_st_folder), "--out", str(out)]) == 0
+    capsys.readouterr()
+    vectors = {}
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: frozenset({"avx512_bf16"}))
+    for p in ("fp32", "bf16", "int8"):
+        assert main(["embed", "--model", str(out), "--precision", p, "the query", "a file"]) == 0
+        cap = capsys.readouterr()
+        assert f"precision {p}" in cap.err
+        rows = [json.loads(line) for line in cap.out.splitlines()]
+        assert [r["text"] for r in rows] == ["the query", "a file"]
+        vectors[p] = np.array([r["vector"] for r in rows])
+    assert float((vectors["bf16"] * vectors["fp32"]).sum(1).min()) > 0.99
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: frozenset())
+    assert main(["embed", "--model", str(out), "--precision", "bf16", "--strict", "x"]) == 2
+    assert "precision: bf16 requested but this CPU has none of" in capsys.readouterr().err
+    assert main(["embed", "--model", str(out), "--precision", "bf16", "x"]) == 0
+    assert "precision fp32" in capsys.readouterr().err  # the fallback is visible

@@ -87,3 +87,38 @@ def test_shipped_example_specs_load():
         assert s.baseline in [v.name for v in s.variants]
     minilm = load_spec(Path(ev.__file__).parent / "specs" / "minilm_ranks.yaml")
     assert [v.rank for v in minilm.variants if v.kind == "convert"] == [4, 8, 16, None]
+
+
+def test_precision_axis_sweeps_next_to_rank():
+    s = _spec("""
+        baseline: r4-fp32
+        precision: [fp32, bf16]
+        variants:
+          - name: r
+            convert: {rank: [4, 8]}
+          - name: q
+            precision: int8
+            convert: {rank: null}
+    """)
+    assert [(v.name, v.precision) for v in s.variants] == [
+        ("r4-fp32", "fp32"), ("r4-bf16", "bf16"), ("r8-fp32", "fp32"), ("r8-bf16", "bf16"),
+        ("q", "int8"), ("bm25", "fp32")]
+    # precision changes how a model runs, not which model is built
+    assert s.variants[0].model_key() == s.variants[1].model_key()
+    assert s.to_dict()["variants"][1]["precision"] == "bf16"
+
+
+@pytest.mark.parametrize("text, field", [
+    ("precision: fp16", "precision"),
+    ("precision: [fp32, fp32]", "precision"),
+    ("device: tpu", "device"),
+])
+def test_bad_precision_or_device_is_refused_by_name(text, field):
+    with pytest.raises(ConfigError, match=rf"^{field}: must be one of"):
+        _spec(f"""
+            baseline: full
+            {text}
+            variants:
+              - name: full
+                convert: {{rank: null}}
+        """)

@@ -3,6 +3,7 @@ deadlines and micro-batching."""
 from __future__ import annotations
 
 import threading
+import time
 import urllib.request
 
 import grpc
@@ -108,6 +109,9 @@ def test_server_drops_the_work_of_a_request_whose_deadline_passed(server):
     with pytest.raises(RpcFailed) as info:
         client.search("late query", timeout=0.5)
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
+    # the server's deadline starts when it receives the call, a little after the
+    # client's: let it pass too before the worker is released
+    time.sleep(1.0)
     gate.set()
     blocker.result(10)
     assert client.search("text").hits[0].id == "a"

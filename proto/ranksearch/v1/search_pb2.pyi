@@ -138,16 +138,18 @@ class IndexConfig(_message.Message):
     def __init__(self, kind: _Optional[str] = ..., params: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class VariantConfig(_message.Message):
-    __slots__ = ("name", "model", "index", "weight")
+    __slots__ = ("name", "model", "index", "weight", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     index: IndexConfig
     weight: float
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., weight: _Optional[float] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., weight: _Optional[float] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class CreateCollectionRequest(_message.Message):
     __slots__ = ("name", "variants", "default_variant", "lexical", "default_mode", "default_hybrid")
@@ -166,20 +168,22 @@ class CreateCollectionRequest(_message.Message):
     def __init__(self, name: _Optional[str] = ..., variants: _Optional[_Iterable[_Union[VariantConfig, _Mapping]]] = ..., default_variant: _Optional[str] = ..., lexical: _Optional[_Union[LexicalConfig, _Mapping]] = ..., default_mode: _Optional[_Union[SearchMode, str]] = ..., default_hybrid: _Optional[_Union[HybridParams, _Mapping]] = ...) -> None: ...
 
 class VariantInfo(_message.Message):
-    __slots__ = ("name", "model", "index", "dim", "weight", "is_default")
+    __slots__ = ("name", "model", "index", "dim", "weight", "is_default", "precision")
     NAME_FIELD_NUMBER: _ClassVar[int]
     MODEL_FIELD_NUMBER: _ClassVar[int]
     INDEX_FIELD_NUMBER: _ClassVar[int]
     DIM_FIELD_NUMBER: _ClassVar[int]
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     IS_DEFAULT_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
     name: str
     model: str
     index: IndexConfig
     dim: int
     weight: float
     is_default: bool
-    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ...) -> None: ...
+    precision: str
+    def __init__(self, name: _Optional[str] = ..., model: _Optional[str] = ..., index: _Optional[_Union[IndexConfig, _Mapping]] = ..., dim: _Optional[int] = ..., weight: _Optional[float] = ..., is_default: _Optional[bool] = ..., precision: _Optional[str] = ...) -> None: ...
 
 class CollectionInfo(_message.Message):
     __slots__ = ("name", "variants", "default_variant", "documents", "unavailable_reason", "lexical", "default_mode", "default_hybrid")
@@ -437,7 +441,7 @@ class StatsRequest(_message.Message):
     def __init__(self, collection: _Optional[str] = ...) -> None: ...
 
 class VariantStats(_message.Message):
-    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding", "build_state", "build_done", "build_total", "not_ready")
+    __slots__ = ("name", "index_kind", "index_size", "dim", "model", "rank", "parameters", "requests", "latency_p50_ms", "latency_p95_ms", "latency_p99_ms", "is_default", "weight", "index_state", "rebuilding", "precision", "effective_precision", "engine", "build_state", "build_done", "build_total", "not_ready")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INDEX_KIND_FIELD_NUMBER: _ClassVar[int]
     INDEX_SIZE_FIELD_NUMBER: _ClassVar[int]
@@ -453,6 +457,9 @@ class VariantStats(_message.Message):
     WEIGHT_FIELD_NUMBER: _ClassVar[int]
     INDEX_STATE_FIELD_NUMBER: _ClassVar[int]
     REBUILDING_FIELD_NUMBER: _ClassVar[int]
+    PRECISION_FIELD_NUMBER: _ClassVar[int]
+    EFFECTIVE_PRECISION_FIELD_NUMBER: _ClassVar[int]
+    ENGINE_FIELD_NUMBER: _ClassVar[int]
     BUILD_STATE_FIELD_NUMBER: _ClassVar[int]
     BUILD_DONE_FIELD_NUMBER: _ClassVar[int]
     BUILD_TOTAL_FIELD_NUMBER: _ClassVar[int]
@@ -472,11 +479,14 @@ class VariantStats(_message.Message):
     weight: float
     index_state: str
     rebuilding: str
+    precision: str
+    effective_precision: str
+    engine: str
     build_state: str
     build_done: int
     build_total: int
     not_ready: str
-    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ..., build_state: _Optional[str] = ..., build_done: _Optional[int] = ..., build_total: _Optional[int] = ..., not_ready: _Optional[str] = ...) -> None: ...
+    def __init__(self, name: _Optional[str] = ..., index_kind: _Optional[str] = ..., index_size: _Optional[int] = ..., dim: _Optional[int] = ..., model: _Optional[str] = ..., rank: _Optional[_Iterable[int]] = ..., parameters: _Optional[int] = ..., requests: _Optional[int] = ..., latency_p50_ms: _Optional[float] = ..., latency_p95_ms: _Optional[float] = ..., latency_p99_ms: _Optional[float] = ..., is_default: _Optional[bool] = ..., weight: _Optional[float] = ..., index_state: _Optional[str] = ..., rebuilding: _Optional[str] = ..., precision: _Optional[str] = ..., effective_precision: _Optional[str] = ..., engine: _Optional[str] = ..., build_state: _Optional[str] = ..., build_done: _Optional[int] = ..., build_total: _Optional[int] = ..., not_ready: _Optional[str] = ...) -> None: ...
 
 class CollectionStats(_message.Message):
     __slots__ = ("name", "documents", "variants", "unavailable_reason", "lexical", "experiments_json", "shadow_done", "shadow_dropped", "shadow_failed")

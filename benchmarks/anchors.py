@@ -1,0 +1,155 @@
+"""Encoding engines and precisions side by side on the real all-MiniLM-L6-v2 weights.
+
+Run as ``benchmarks/encoder_throughput.py --anchors`` (or this file directly). Rows,
+measured interleaved in one run (best of --repeats), on the same token ids (stdlib
+corpus texts, length-sorted batches of --batch, <= --max-len tokens; tokenisation left
+out, it is the same for every row):
+
+- transformers BertModel fp32                       (the baseline: 1.00x)
+- BertModel under torch.autocast(bfloat16)
+- ONNX Runtime fp32 / dynamic int8 of the BertModel (what a user would deploy instead;
+  the int8 row is ORT's default per-tensor quantisation)
+- ranksearch fp32 eager PyTorch                     (engine="torch")
+- ranksearch fp32                                   (the served path: ONNX Runtime)
+- ranksearch bf16                                   (autocast, the served bf16 path)
+- ranksearch int8                                   (the served int8 path: per-channel)
+
+Each row reports docs/s, the ratio to the baseline, and the minimum cosine of its
+mean-pooled, normalised vectors against the fp32 BertModel's.
+"""
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+from ranksearch.encoder.corpus import cache_root, document_text, load_beir, resolve_corpus  # noqa: E402
+from ranksearch.encoder.default_model import ensure_default_model, source_dir  # noqa: E402
+from ranksearch.encoder.embedder import load_encoder  # noqa: E402
+from ranksearch.encoder.onnx_engine import OrtEncoder  # noqa: E402
+from ranksearch.encoder.precision import cpu_flags, native_bf16  # noqa: E402
+
+
+def pool(tokens, mask):
+    m = mask.unsqueeze(-1).to(torch.float32)  # (b, t, 1)
+    v = (tokens.float() * m).sum(1) / m.sum(1).clamp_min(1)
+    return nn.functional.normalize(v, dim=-1)  # (b, d)
+
+
+class _Bert(nn.Module):
+    def __init__(self, bert):
+        super().__init__()
+        self.bert = bert
+
+    def forward(self, input_ids, attention_mask):
+        return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def bert_ort(bert, threads: int, int8: bool):
+    """ONNX Runtime session of the BertModel (fp32, or ORT's default dynamic int8)."""
+    import onnxruntime as ort
+    from onnxruntime.quantization import quantize_dynamic
+
+    buf = io.BytesIO()
+    ids = torch.ones(2, 8, dtype=torch.long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(_Bert(bert), (ids, ids), buf, input_names=["input_ids", "attention_mask"],
+                          output_names=["h"], opset_version=17, dynamo=False,
+                          dynamic_axes={n: {0: "b", 1: "t"} for n in ("input_ids", "attention_mask", "h")})
+    model = buf.getvalue()
+    if int8:
+        with tempfile.TemporaryDirectory() as tmp:
+            (Path(tmp) / "a.onnx").write_bytes(model)
+            quantize_dynamic(str(Path(tmp) / "a.onnx"), str(Path(tmp) / "b.onnx"))
+            model = (Path(tmp) / "b.onnx").read_bytes()
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
+    opts.log_severity_level = 3
+    sess = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+    return lambda ids, mask: torch.from_numpy(
+        sess.run(None, {"input_ids": ids.numpy(), "attention_mask": mask.numpy()})[0])
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--docs", type=int, default=256)
+    p.add_argument("--batch", type=int, default=64)
+    p.add_argument("--max-len", type=int, default=128)
+    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--threads", type=int, default=2)
+    args = p.parse_args()
+    torch.set_num_threads(args.threads)
+    from transformers import BertModel
+
+    folder = ensure_default_model(cache_root() / "models" / "default-all-MiniLM-L6-v2")
+    beir = load_beir(resolve_corpus("stdlib"), "test")
+    texts = [document_text(beir.corpus[d]) for d in list(beir.corpus)[:args.docs]]
+    fp32 = load_encoder(folder, engine="torch")
+    module = fp32.model[0]
+    tok = module.tokenizer
+    texts.sort(key=lambda t: len(tok(t, truncation=True, max_length=args.max_len)["input_ids"]))
+    batches = [tok(texts[i:i + args.batch], padding=True, truncation=True, max_length=args.max_len,
+                   return_tensors="pt") for i in range(0, len(texts), args.batch)]
+    batches = [(b["input_ids"], b["attention_mask"]) for b in batches]
+
+    bert = BertModel.from_pretrained(str(source_dir()), add_pooling_layer=False).eval()
+    eager = module.encoder.eval()
+    bf16 = native_bf16("cpu")
+
+    def autocast(fn):
+        def run(ids, mask):
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                return fn(ids, mask)
+        return run
+
+    hf = lambda ids, mask: bert(input_ids=ids, attention_mask=mask).last_hidden_state  # noqa: E731
+    ranked = lambda ids, mask: eager(ids, mask)  # noqa: E731
+    runners = {
+        "transformers BertModel fp32": hf,
+        "BertModel autocast bf16": autocast(hf),
+        "ONNX Runtime fp32 (BertModel export)": bert_ort(bert, args.threads, int8=False),
+        "ONNX Runtime int8 (per-tensor default)": bert_ort(bert, args.threads, int8=True),
+        "ranksearch fp32, eager torch": ranked,
+        "ranksearch fp32 (served: onnxruntime)": OrtEncoder(eager, "fp32", args.threads),
+        "ranksearch bf16 (served: autocast)": autocast(ranked),
+        "ranksearch int8 (served: per-channel)": OrtEncoder(eager, "int8", args.threads),
+    }
+    with torch.inference_mode():
+        ref = [pool(hf(ids, mask), mask) for ids, mask in batches]
+        cos = {}
+        for name, run in runners.items():  # also the warm-up
+            got = [pool(run(ids, mask), mask) for ids, mask in batches]
+            cos[name] = min(float((g * r).sum(-1).min()) for g, r in zip(got, ref))
+        rates = {name: [] for name in runners}
+        for _ in range(args.repeats):  # interleaved: drift hits every row alike
+            for name, run in runners.items():
+                t0 = time.perf_counter()
+                for ids, mask in batches:
+                    pool(run(ids, mask), mask)
+                rates[name].append(len(texts) / (time.perf_counter() - t0))
+    base = max(rates["transformers BertModel fp32"])
+    ort_fp32 = max(rates["ONNX Runtime fp32 (BertModel export)"])
+    print(f"{len(texts)} stdlib texts, length-sorted batches of {args.batch}, <= {args.max_len} tokens "
+          f"(longest batch {max(ids.shape[1] for ids, _ in batches)}), threads={args.threads}, "
+          f"best of {args.repeats} interleaved; torch {torch.__version__}; "
+          f"native bf16: {bf16} ({' '.join(sorted(f for f in cpu_flags() if 'bf16' in f or 'vnni' in f))})")
+    print(f"| path | docs/s | vs BertModel fp32 | vs ORT fp32 | min cosine vs fp32 |")
+    print("|---|---|---|---|---|")
+    for name in runners:
+        best = max(rates[name])
+        print(f"| {name} | {best:.1f} | {best / base:.2f}x | {best / ort_fp32:.2f}x | {cos[name]:.5f} |")
+
+
+if __name__ == "__main__":
+    main()

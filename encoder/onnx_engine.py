@@ -1,0 +1,111 @@
+"""The ranked encoder served through ONNX Runtime (fp32 and int8 on CPU).
+
+Why: on this project's reference CPU (2 cores, AVX-512) eager PyTorch runs LayerNorm,
+GELU, bias adds and the attention's reshapes as separate kernels with Python between
+them; ONNX Runtime fuses them (LayerNormalization, Gelu, MatMul+Add, ...) and runs the
+graph without Python. Measured side by side in benchmarks/encoder_throughput.py.
+
+The graph is exported from the loaded weights when the model is loaded (in memory,
+nothing written next to the model): ``RankedEncoder.padded`` with every attention in
+its ``explicit`` form, i.e. scores at the true rank width (no zero padding, which only
+PyTorch's fused kernels need). Inputs ``input_ids``, ``attention_mask`` (b, t) int64
+(+ ``token_type_ids`` when the encoder has token-type embeddings); output
+``token_embeddings`` (b, t, d) float32. Padded positions carry values the pooling
+ignores (the eager path returns zeros there).
+
+int8: ``onnxruntime.quantization.quantize_dynamic`` with weights quantised per output
+channel (``per_channel=True``), activations per tensor at run time.
+"""
+from __future__ import annotations
+
+import io
+import tempfile
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from .model import RankedEncoder
+
+OPSET = 17
+
+
+class _Graph(nn.Module):
+    """What is exported: embeddings + blocks on the padded layout."""
+
+    def __init__(self, encoder: RankedEncoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask, token_type_ids=None):
+        x = self.encoder.embed(input_ids, token_type_ids)  # (b, t, d)
+        return self.encoder.padded(x, attention_mask.bool(), "explicit")
+
+
+def export_onnx(encoder: RankedEncoder) -> bytes:
+    """The encoder as an ONNX model (bytes), dynamic batch and sequence axes."""
+    encoder = encoder.eval()
+    names = ["input_ids", "attention_mask"]
+    ids = torch.ones(2, 8, dtype=torch.long)  # (b, t) example; the axes stay dynamic
+    args = [ids, torch.ones_like(ids)]
+    if encoder.type_emb is not None:
+        names.append("token_type_ids")
+        args.append(torch.zeros_like(ids))
+    axes = {n: {0: "batch", 1: "tokens"} for n in names + ["token_embeddings"]}
+    buf = io.BytesIO()
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # tracer warnings about python ints of shapes
+        torch.onnx.export(_Graph(encoder), tuple(args), buf, input_names=names,
+                          output_names=["token_embeddings"], dynamic_axes=axes,
+                          opset_version=OPSET, dynamo=False)
+    return buf.getvalue()
+
+
+def quantize_int8(model: bytes) -> bytes:
+    """Dynamic int8: per-channel weights, per-tensor activations (ONNX Runtime)."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory(prefix="ranksearch-int8-") as tmp:
+        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
+        src.write_bytes(model)
+        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
+        return dst.read_bytes()
+
+
+class OrtEncoder:
+    """Called like ``RankedEncoder(input_ids, attention_mask, token_type_ids)`` (inference
+    only) but runs an ONNX Runtime session. ``session.run`` is thread-safe."""
+
+    def __init__(self, encoder: RankedEncoder, precision: str = "fp32", threads: int | None = None):
+        import onnxruntime as ort
+
+        model = export_onnx(encoder)
+        if precision == "int8":
+            model = quantize_int8(model)
+        elif precision != "fp32":
+            raise ValueError(f"ONNX Runtime serves fp32 or int8, not {precision!r}")
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads or torch.get_num_threads()
+        opts.inter_op_num_threads = 1
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3  # errors only
+        # Idle pool threads sleep instead of spinning: a spinning pool on cores that
+        # other processes (FAISS, gRPC, other services) also need slows everyone down.
+        opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        self.session = ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
+        self.precision = precision
+        self._names = [i.name for i in self.session.get_inputs()]
+
+    def __call__(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                 token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        if token_type_ids is None:
+            token_type_ids = torch.zeros_like(input_ids)
+        given = {"input_ids": input_ids, "attention_mask": attention_mask,
+                 "token_type_ids": token_type_ids}
+        feeds = {n: np.ascontiguousarray(given[n].cpu().numpy(), dtype=np.int64) for n in self._names}
+        (out,) = self.session.run(None, feeds)  # (b, t, d) float32
+        return torch.from_numpy(out)

@@ -1,0 +1,127 @@
+"""Precision (fp32 / bf16 / int8), its start-up detection, and the ONNX Runtime path."""
+import logging
+
+import numpy as np
+import pytest
+import torch
+
+from ranksearch.encoder import precision as precisions
+from ranksearch.encoder.config import EncoderConfig
+from ranksearch.encoder.convert import convert_model
+from ranksearch.encoder.embedder import load_encoder
+from ranksearch.encoder.model import RankedEncoder
+from ranksearch.encoder.onnx_engine import OrtEncoder
+from ranksearch.errors import ConfigError, InvalidArgument
+
+NO_BF16 = frozenset({"avx2", "avx512f"})
+BF16 = frozenset({"avx512f", "avx512_bf16"})
+
+
+@pytest.fixture(scope="module")
+def converted(bert_st_folder, tmp_path_factory):
+    return convert_model(bert_st_folder, [2, 8], tmp_path_factory.mktemp("prec") / "m")
+
+
+def test_unknown_precision_and_device_are_refused_by_name():
+    with pytest.raises(ConfigError, match=r"^precision: must be one of fp32, bf16, int8, got 'fp16'"):
+        precisions.resolve("fp16")
+    with pytest.raises(ConfigError, match=r"^device: must be one of cpu, cuda"):
+        precisions.resolve("fp32", "tpu")
+
+
+def test_bf16_needs_native_bf16_or_falls_back_loudly(caplog):
+    assert precisions.resolve("bf16", flags=BF16) == "bf16"
+    assert precisions.resolve("bf16", flags=frozenset({"amx_bf16"})) == "bf16"
+    with caplog.at_level(logging.WARNING, logger="ranksearch.encoder"):
+        assert precisions.resolve("bf16", flags=NO_BF16) == "fp32"
+    assert "falling back to fp32" in caplog.text and "avx512_bf16" in caplog.text
+    with pytest.raises(ConfigError, match=r"^precision: bf16 requested but this CPU has none of"):
+        precisions.resolve("bf16", strict=True, flags=NO_BF16)
+    assert precisions.resolve("int8", flags=NO_BF16) == "int8"
+
+
+def test_load_encoder_reports_the_fallback(converted, monkeypatch, sentences):
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: NO_BF16)
+    emb = load_encoder(converted, precision="bf16")
+    assert emb.precision == "fp32" and emb.describe()["precision"] == "fp32"
+    with pytest.raises(ConfigError):
+        load_encoder(converted, precision="bf16", strict=True)
+
+
+@pytest.mark.parametrize("overrides", [
+    dict(rank=[3, 5]),                                  # rank below the value width
+    dict(rank=[16, 16], norm="pre", type_vocab_size=0),  # pre-norm, no token types
+    dict(rank=[1, 20]),                                 # rank above the value width
+])
+def test_exported_graph_equals_eager(overrides):
+    torch.manual_seed(0)
+    cfg = EncoderConfig.preset("tiny", vocab_size=50, max_len=32, type_vocab_size=2,
+                               dropout=0.0).with_overrides(**overrides)
+    enc = RankedEncoder(cfg).eval()
+    ids = torch.randint(5, 50, (3, 11))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    mask[2, 2:] = 0  # (b, t) with padding of different lengths
+    with torch.inference_mode():
+        eager = enc(ids, mask)
+    got = OrtEncoder(enc)(ids, mask)
+    real = mask.bool()
+    torch.testing.assert_close(got[real], eager[real], atol=2e-5, rtol=1e-4)
+
+
+def test_onnxruntime_embedder_equals_torch_embedder(converted, sentences):
+    ort, eager = load_encoder(converted), load_encoder(converted, engine="torch")
+    assert (ort.engine, eager.engine) == ("onnxruntime", "torch")
+    np.testing.assert_allclose(ort.encode(sentences), eager.encode(sentences), atol=2e-5)
+    assert ort.describe()["engine"] == "onnxruntime"
+
+
+def test_plain_bert_folder_stays_on_torch(bert_st_folder):
+    assert load_encoder(bert_st_folder).engine == "torch"
+    with pytest.raises(InvalidArgument, match=r"^precision: int8 through ONNX Runtime needs"):
+        load_encoder(bert_st_folder, precision="int8")
+
+
+def test_bf16_within_tolerance_of_fp32_on_the_reference_path():
+    torch.manual_seed(1)
+    cfg = EncoderConfig.preset("tiny", vocab_size=50, max_len=32, rank=[4, 12], dropout=0.0)
+    enc = RankedEncoder(cfg).eval()
+    ids = torch.randint(5, 50, (4, 16))
+    mask = torch.ones_like(ids)
+    mask[0, 9:] = 0
+    with torch.inference_mode():
+        fp32 = enc(ids, mask, reference=True)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            bf16 = enc(ids, mask, reference=True).float()
+    real = mask.bool()
+    cos = torch.nn.functional.cosine_similarity(bf16[real], fp32[real], dim=-1)
+    assert float(cos.min()) > 0.995
+
+
+def test_bf16_and_int8_embedders_stay_close_to_fp32(converted, monkeypatch, sentences):
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)  # bf16 is emulated where absent
+    fp32 = load_encoder(converted).encode(sentences)
+    for precision, floor in (("bf16", 0.99), ("int8", 0.95)):
+        emb = load_encoder(converted, precision=precision)
+        assert emb.precision == precision
+        vecs = emb.encode(sentences)
+        assert vecs.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
+        assert float((vecs * fp32).sum(1).min()) > floor, precision
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_cuda_without_a_gpu_is_a_clear_error():
+    with pytest.raises(ConfigError, match=r"^device: cuda requested but torch sees no GPU"):
+        precisions.resolve("fp32", "cuda")
+    with pytest.raises(ConfigError, match=r"^precision: int8 runs on CPU only"):
+        precisions.resolve("int8", "cuda")
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_cuda_encodes_like_cpu(converted, sentences, precision):
+    cpu = load_encoder(converted).encode(sentences)
+    gpu = load_encoder(converted, device="cuda", precision=precision)
+    assert gpu.engine == "torch" and gpu.device == "cuda"
+    assert float((gpu.encode(sentences) * cpu).sum(1).min()) > (0.9999 if precision == "fp32" else 0.99)

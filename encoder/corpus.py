@@ -57,6 +57,8 @@ MIN_DISTRACTOR_CHARS = 40
 #: Summary sentences with fewer words make ambiguous queries and are dropped.
 MIN_QUERY_WORDS = 3
 MAX_QUERY_WORDS = 60
+#: Optional metadata a corpus builder writes next to corpus.jsonl: {"language": "ja", ...}.
+METADATA_FILE = "ranksearch-corpus.json"
 #: Fraction of known-item queries in the test split is 1 / TEST_MODULUS.
 TEST_MODULUS = 3
 
@@ -186,10 +188,21 @@ def build_stdlib_corpus(out: Path | str, modules: Sequence[str] | None = None) -
     out = Path(out)
     corpus, queries, pairs = stdlib_beir_rows(stdlib_records(modules))
     qrels = {"train": [p for p in pairs if not _is_test(p[0])], "test": [p for p in pairs if _is_test(p[0])]}
+    return replace_beir(out, corpus, queries, qrels)
+
+
+def replace_beir(out: Path, corpus: list[dict], queries: list[dict],
+                 qrels: dict[str, list[tuple[str, str]]], metadata: dict | None = None) -> Path:
+    """`write_beir` into a temporary sibling, then replace ``out`` with it atomically;
+    ``metadata`` (e.g. ``{"language": "ja"}``) goes to `METADATA_FILE`."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_beir(tmp, corpus, queries, qrels)
+        if metadata is not None:
+            (tmp / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False, indent=2)
+                                             + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -352,6 +365,21 @@ def document_text(doc) -> str:
     else:
         title, text = getattr(doc, "title", ""), getattr(doc, "text", "")
     return f"{title}: {text}" if title else text
+
+
+def corpus_language(path: Path | str) -> str | None:
+    """The ``language`` a BEIR folder's builder recorded in `METADATA_FILE` (None: none)."""
+    meta = Path(path) / METADATA_FILE
+    if not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(str(meta), f"invalid JSON ({exc.msg})") from None
+    lang = data.get("language") if isinstance(data, dict) else None
+    if lang is not None and not isinstance(lang, str):
+        raise InvalidArgument(f"{meta}:language", f"must be a string, got {type(lang).__name__}")
+    return lang
 
 
 def available_splits(path: Path | str) -> list[str]:

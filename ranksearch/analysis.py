@@ -32,6 +32,11 @@ _SUDACHI_MAX_BYTES = 16_000
 _JA_DROP_POS = frozenset({"補助記号", "空白", "記号"})
 
 
+def has_japanese(text: str) -> bool:
+    """True when ``text`` contains kana or kanji (the ``auto`` analyzer's test)."""
+    return _JAPANESE.search(text) is not None
+
+
 class Analyzer(Protocol):
     name: str
 
@@ -105,7 +110,7 @@ class AutoAnalyzer:
         self._lock = threading.Lock()
 
     def terms(self, text: str) -> list[str]:
-        if not _JAPANESE.search(text):
+        if not has_japanese(text):
             return self._standard.terms(text)
         if self._ja is None:
             with self._lock:

@@ -16,8 +16,10 @@ A page's query is the text after ``\\-`` on its NAME line; the page's names (bef
 files only: symlinks and ``.so`` pages are aliases of a page that is read anyway.
 Left out: pages without a man(7) NAME line (the few mdoc pages), descriptions shorter
 than `MIN_TEXT_CHARS`, descriptions identical to an earlier page's. A query whose
-text several pages share (not a known-item query), or, in Japanese, an untranslated
-query without kana or kanji, is dropped; its page stays as a document. Queries go to ``test`` when sha256(query id) is even (half),
+text several pages share (not a known-item query) is dropped; so is, in Japanese, a
+query without kana or kanji or one whose description is mostly untranslated
+(`MIN_JAPANESE_SHARE`): those would measure cross-language retrieval. Their pages
+stay as documents. Queries go to ``test`` when sha256(query id) is even (half),
 else to ``train``.
 
 Troff is stripped by this module, not rendered by groff: the output depends only on
@@ -49,6 +51,9 @@ LANGUAGES = {
 DEFAULT_SECTIONS = (2, 3)
 MIN_TEXT_CHARS = 60
 MIN_QUERY_CHARS = 4
+#: --lang ja: a description with a smaller share of kana/kanji characters is mostly
+#: untranslated English; its page stays as a distractor document without a query.
+MIN_JAPANESE_SHARE = 0.2
 
 # Requests whose arguments are text in one font (.B bold, .I italic, ...).
 _TEXT_REQUESTS = {"B", "I", "SM", "SB"}
@@ -264,13 +269,20 @@ def manpage_rows(files: list[Path], lang: str) -> tuple[list[dict], list[dict], 
         count[query] = count.get(query, 0) + 1
     corpus = [{"_id": did, "title": names, "text": text} for did, names, _, text in docs]
     queries, pairs = [], []
-    for did, _, query, _ in docs:
-        if len(query) < MIN_QUERY_CHARS or count[query] > 1 or (lang == "ja" and not has_japanese(query)):
+    for did, _, query, text in docs:
+        if len(query) < MIN_QUERY_CHARS or count[query] > 1 or (lang == "ja" and not _translated(query, text)):
             continue
         qid = f"q:{did}"
         queries.append({"_id": qid, "text": query})
         pairs.append((qid, did))
     return corpus, queries, pairs
+
+
+def _translated(query: str, text: str) -> bool:
+    """Both the query and the description are Japanese (kana/kanji), not left in English."""
+    chars = [c for c in text if not c.isspace()]
+    share = sum(has_japanese(c) for c in chars) / max(len(chars), 1)
+    return has_japanese(query) and share >= MIN_JAPANESE_SHARE
 
 
 def package_version(package: str) -> str | None:

@@ -77,6 +77,8 @@ def test_build_rules_on_a_small_tree(tmp_path):
         "same.2": f".SH 名前\nsame \\- 何かを開く\n.SH 説明\n{body}別\n",     # shared query text
         "other.3": f".SH 名前\nother \\- 別のことをする\n.SH 説明\n{body}他\n",
         "english.3": f".SH 名前\nenglish \\- not translated\n.SH 説明\n{body}英\n",
+        "untranslated.3": ".SH 名前\nuntranslated \\- 本文が英語のページ\n.SH 説明\n"
+                          + "This description was left in English by the translators. " * 3 + "\n",
         "short.3": ".SH 名前\nshort \\- 短い説明のページ\n.SH 説明\n短い。\n",
         "dup.3": f".SH 名前\ndup \\- 重複した本文\n.SH 説明\n{body}\n",          # same text as foo.2
         "alias.3": ".so man3/other.3\n",
@@ -86,7 +88,7 @@ def test_build_rules_on_a_small_tree(tmp_path):
     (root / "man3" / "link.3.gz").symlink_to(root / "man3" / "other.3.gz")
     out = build_manpage_corpus(tmp_path / "beir", "ja", (2, 3), root=root)
     docs = {json.loads(line)["_id"] for line in (out / "corpus.jsonl").read_text().splitlines()}
-    assert docs == {"foo.2", "same.2", "other.3", "english.3"}
+    assert docs == {"foo.2", "same.2", "other.3", "english.3", "untranslated.3"}
     queries = {json.loads(line)["_id"]: json.loads(line)["text"]
                for line in (out / "queries.jsonl").read_text().splitlines()}
     assert queries == {"q:other.3": "別のことをする"}

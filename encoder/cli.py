@@ -154,7 +154,7 @@ def _corpus_stats(args) -> int:
 
     s = corpus_stats(resolve_corpus(args.path))
     if args.json:
-        json.dump(s, sys.stdout, indent=2)
+        json.dump(s, sys.stdout, indent=2, ensure_ascii=False)
         print()
         return 0
     print(f"{s['path']}")

@@ -4,6 +4,8 @@
 name: minilm_ranks
 baseline: full            # a variant name (after sweep expansion)
 attention_check: baseline # baseline | all | none: uniform-attention ablation + entropy
+language: ja              # en | ja | auto: BM25's analyzer (default: the corpus's
+                          # ranksearch-corpus.json "language", else en)
 index: {kind: flat}       # default index for every variant
 variants:
   - name: r
@@ -114,6 +116,7 @@ class EvalSpec:
     latency_queries: int = 100
     top_k: int = 100
     max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
+    language: str | None = None         # en | ja | auto: BM25's analyzer (None: the corpus's, else en)
 
     def variant(self, name: str) -> VariantSpec:
         for v in self.variants:
@@ -126,11 +129,12 @@ class EvalSpec:
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
                 "top_k": self.top_k, "max_seq_length": self.max_seq_length,
+                "language": self.language,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
 _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
-             "stat_test", "latency_queries", "top_k", "max_seq_length"]
+             "stat_test", "latency_queries", "top_k", "max_seq_length", "language"]
 _VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
 
@@ -237,12 +241,17 @@ def parse_spec(data: Any) -> EvalSpec:
     stat = data.get("stat_test", "student")
     if stat not in ("student", "fisher", "Tukey"):
         raise ConfigError("stat_test", f"must be student, fisher or Tukey, got {stat!r}")
+    language = data.get("language")
+    if language is not None:
+        from ranksearch.analysis import language_analyzer
+        language_analyzer(language)  # ConfigError naming 'language' when unknown
     variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
                     top_k=int(data.get("top_k", 100)),
-                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"))
+                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
+                    language=language)
 
 
 def load_spec(path: Path | str) -> EvalSpec:

@@ -112,8 +112,16 @@ def stdlib_records(modules: Sequence[str] | None = None) -> list[dict[str, str]]
     return json.loads(proc.stdout.decode("utf-8"))
 
 
-def _is_test(query_id: str) -> bool:
-    return int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % TEST_MODULUS == 0
+def _is_test(query_id: str, modulus: int = TEST_MODULUS) -> bool:
+    return int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % modulus == 0
+
+
+def hash_split(pairs: list[tuple[str, str]], modulus: int = TEST_MODULUS) -> dict[str, list[tuple[str, str]]]:
+    """(query id, doc id) pairs -> {"train": ..., "test": ...}: a query is in ``test``
+    when the first 8 hex digits of sha256(query id) are divisible by ``modulus`` (about
+    1/modulus of the queries); deterministic, and stable when queries are added."""
+    return {"train": [p for p in pairs if not _is_test(p[0], modulus)],
+            "test": [p for p in pairs if _is_test(p[0], modulus)]}
 
 
 def stdlib_beir_rows(records: list[dict[str, str]]) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
@@ -187,8 +195,7 @@ def build_stdlib_corpus(out: Path | str, modules: Sequence[str] | None = None) -
     """
     out = Path(out)
     corpus, queries, pairs = stdlib_beir_rows(stdlib_records(modules))
-    qrels = {"train": [p for p in pairs if not _is_test(p[0])], "test": [p for p in pairs if _is_test(p[0])]}
-    return replace_beir(out, corpus, queries, qrels)
+    return replace_beir(out, corpus, queries, hash_split(pairs))
 
 
 def replace_beir(out: Path, corpus: list[dict], queries: list[dict],

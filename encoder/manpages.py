@@ -30,7 +30,6 @@ lines of a paragraph are joined with a space, as troff does.
 from __future__ import annotations
 
 import gzip
-import hashlib
 import re
 import subprocess
 from dataclasses import dataclass
@@ -39,7 +38,7 @@ from pathlib import Path
 from ranksearch.analysis import has_japanese
 from ranksearch.errors import InvalidArgument
 
-from .corpus import replace_beir
+from .corpus import hash_split, replace_beir
 
 #: Where each language's pages live and the section headings that matter.
 LANGUAGES = {
@@ -241,10 +240,6 @@ def page_id(path: Path) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
-def is_test(query_id: str) -> bool:
-    return int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % 2 == 0
-
-
 def manpage_rows(files: list[Path], lang: str) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
     """(corpus rows, query rows, (query id, doc id) pairs) for the given page files."""
     desc_names = LANGUAGES[lang]["description"]
@@ -321,9 +316,8 @@ def build_manpage_corpus(out: Path | str, lang: str = "ja", sections=DEFAULT_SEC
         raise InvalidArgument("lang", f"no manual pages of sections {list(sections)} under {root}: "
                               f"install Debian's {info['package']} (apt-get install -y {info['package']})")
     corpus, queries, pairs = manpage_rows(files, lang)
-    qrels = {"train": [p for p in pairs if not is_test(p[0])], "test": [p for p in pairs if is_test(p[0])]}
     meta = {"language": lang, "source": f"Debian {info['package']}: {root}",
             "package": info["package"], "package_version": package_version(info["package"]),
             "sections": list(sections), "query": "NAME line description",
             "document": "DESCRIPTION section, troff stripped"}
-    return replace_beir(Path(out), corpus, queries, qrels, meta)
+    return replace_beir(Path(out), corpus, queries, hash_split(pairs, 2), meta)

@@ -183,3 +183,33 @@ def test_cli_prints_japanese_as_utf8_whatever_the_locale(eval_results, tmp_path)
     assert stats.returncode == 0, stats.stderr.decode(errors="replace")
     assert json.loads(stats.stdout.decode("utf-8"))["path"] == str(beir)
     assert "日本語コーパス".encode() in stats.stdout and b"\\u" not in stats.stdout
+
+
+def test_own_faq_and_articles_become_beir_folders(tmp_path, capsys):
+    from ranksearch.encoder.corpus import corpus_language, load_beir
+    from ranksearch.evaluation.to_beir import main as to_beir
+
+    faq = tmp_path / "faq.csv"
+    faq.write_text("\ufeffquestion,answer\n"                       # Excel writes a BOM
+                   + "".join(f"質問{i}はどうすればよいですか,回答{i}: 手順を説明します。\n"
+                             for i in range(20)), encoding="utf-8")
+    assert to_beir([str(faq), "--out", str(tmp_path / "faq")]) == 0
+    test, train = load_beir(tmp_path / "faq", "test"), load_beir(tmp_path / "faq", "train")
+    assert len(test.corpus) == 20 and len(test.queries) + len(train.queries) == 20
+    assert test.queries and train.queries
+    qid = next(iter(test.queries))
+    doc = next(iter(test.qrels[qid]))
+    assert test.queries[qid].startswith("質問") and test.corpus[doc]["text"].startswith("回答")
+    assert corpus_language(tmp_path / "faq") == "ja"
+    articles = tmp_path / "articles.jsonl"
+    articles.write_text(json.dumps({"id": "a1", "title": "経費精算", "body": "領収書を添付して申請します。"},
+                                   ensure_ascii=False) + "\n"
+                        + json.dumps({"id": "a2", "body": "見出しのない文書"}, ensure_ascii=False) + "\n",
+                        encoding="utf-8")
+    assert to_beir([str(articles), "--out", str(tmp_path / "art"), "--lang", "auto"]) == 0
+    rows = [json.loads(x) for x in (tmp_path / "art" / "corpus.jsonl").read_text().splitlines()]
+    assert {r["_id"] for r in rows} == {"a1", "a2"} and all("経費精算" not in r["text"] for r in rows)
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"question": "質問だけ"}\n', encoding="utf-8")
+    assert to_beir([str(bad), "--out", str(tmp_path / "bad")]) == 2
+    assert "bad.jsonl:1" in capsys.readouterr().err

@@ -132,8 +132,7 @@ def test_japanese_report_draws_every_glyph_without_system_cjk_fonts(browser, eva
     page.screenshot(path=str(tmp_path / "ja-probe.png"))
     page.close()
     assert shots[0] != shots[1], "embedded font: two different words must render differently"
-    assert shots[2] == shots[3] or probe[2] != probe[0], \
-        "fallback without CJK fonts should draw identical boxes (else the check proves nothing)"
+    assert shots[2] == shots[3], "the fallback (no CJK font here) draws the same empty boxes"
     assert shots[0] != shots[2]
 
 

@@ -31,7 +31,7 @@ def register(subparsers) -> None:
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
     p.set_defaults(func=_eval)
-    sub = p.add_subparsers(dest="eval_command", metavar="report")
+    sub = p.add_subparsers(dest="eval_command", title="actions", metavar="[report]")
     r = sub.add_parser(
         "report", help="re-render report.html from a results folder",
         description="Render RESULTS_DIR/report.html (report.ja.html with --lang ja) from "

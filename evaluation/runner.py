@@ -74,14 +74,14 @@ def _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, run_met
             "ablation": "every RankedAttention output replaced by out_proj(mean of values over real tokens)"}
 
 
-def corpus_language(spec: EvalSpec, corpus_dir: Path, override: str | None) -> dict:
+def lexical_setting(spec: EvalSpec, corpus_dir: Path, override: str | None) -> dict:
     """The language BM25 analyses with: ``--language`` > the spec's ``language`` > the
     corpus's recorded language (``ranksearch-corpus.json``) > ``en``."""
     from ranksearch.analysis import language_analyzer
-    from ranksearch.encoder.corpus import corpus_language as recorded
+    from ranksearch.encoder.corpus import corpus_language
 
     for source, lang in (("--language", override), ("spec", spec.language),
-                         ("corpus", recorded(corpus_dir))):
+                         ("corpus", corpus_language(corpus_dir))):
         if lang is not None:
             break
     else:
@@ -155,7 +155,7 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = (doc_ids, doc_texts, qids, q_texts, qrels)
-    lexical = corpus_language(spec, corpus_dir, language)
+    lexical = lexical_setting(spec, corpus_dir, language)
     variants = []
     bar = tqdm(spec.variants, desc="variants", unit="variant")
     for v in bar:

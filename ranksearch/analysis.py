@@ -9,7 +9,7 @@ Analyzers (``get_analyzer(name)``):
 - ``ja``: SudachiPy with sudachidict-core. Each morpheme's normalised form
   (``normalized_form()``: 為る for し, 下さる for ください, ファイル for file),
   lowercased; punctuation, symbols and whitespace dropped. Split mode ``B`` by
-  default (middle units; see docs for the measurement behind the choice).
+  default (middle units; docs/JAPANESE.md has the measurement behind the choice).
 - ``auto``: per text, ``ja`` if it contains kana or kanji, else ``standard``.
 
 Terms never contain whitespace, so a store can keep them space-joined

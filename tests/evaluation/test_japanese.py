@@ -53,16 +53,16 @@ def _spec(**extra):
 
 
 def test_language_comes_from_the_cli_then_the_spec_then_the_corpus(tmp_path):
-    from ranksearch.evaluation.runner import corpus_language
+    from ranksearch.evaluation.runner import lexical_setting
 
     corpus = tmp_path / "beir"
     corpus.mkdir()
-    assert corpus_language(_spec(), corpus, None) == {"language": "en", "analyzer": "standard",
+    assert lexical_setting(_spec(), corpus, None) == {"language": "en", "analyzer": "standard",
                                                       "from": "default"}
     (corpus / METADATA_FILE).write_text(json.dumps({"language": "ja"}))
-    assert corpus_language(_spec(), corpus, None)["analyzer"] == "ja"
-    assert corpus_language(_spec(language="auto"), corpus, None)["from"] == "spec"
-    got = corpus_language(_spec(language="auto"), corpus, "en")
+    assert lexical_setting(_spec(), corpus, None)["analyzer"] == "ja"
+    assert lexical_setting(_spec(language="auto"), corpus, None)["from"] == "spec"
+    got = lexical_setting(_spec(language="auto"), corpus, "en")
     assert got == {"language": "en", "analyzer": "standard", "from": "--language"}
     with pytest.raises(ConfigError, match="language"):
         _spec(language="fr")

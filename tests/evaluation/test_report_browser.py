@@ -106,34 +106,36 @@ def test_japanese_report_draws_every_glyph_without_system_cjk_fonts(browser, eva
     h1 = cdp.send("DOM.querySelector", {"nodeId": root, "selector": "h1"})["nodeId"]
     used = cdp.send("CSS.getPlatformFontsForNode", {"nodeId": h1})["fonts"]
     assert used and all(f["isCustomFont"] for f in used), used
-    # Glyph metrics and pixels: with the embedded font each ideograph is one em wide and
-    # two different words look different; with the fallback (no CJK font on this
-    # machine) both words become the same empty boxes.
-    probe = page.evaluate("""() => {
-        const make = (word, family) => {
-            const s = document.createElement('span');
-            s.textContent = word;
-            s.style.cssText = `font: 40px ${family}; display: inline-block; padding: 4px;
-                               background: #fff; color: #000`;
-            document.body.prepend(s);
-            return s;
+    # Glyph metrics and pixels, drawn on a canvas at the same place: with the embedded
+    # font each ideograph is one em wide and two different words give different pixels;
+    # the fallback (no CJK font on this machine) draws the same empty boxes for both.
+    probe = page.evaluate("""async () => {
+        await document.fonts.load('40px RanksearchJP', '推奨概要');
+        const draw = (word, family) => {
+            const c = document.createElement('canvas');
+            c.width = 120; c.height = 60;
+            const x = c.getContext('2d');
+            x.fillStyle = '#fff'; x.fillRect(0, 0, 120, 60);
+            x.fillStyle = '#000'; x.font = `40px ${family}`;
+            x.fillText(word, 5, 45);
+            return {width: x.measureText(word).width,
+                    px: Array.from(x.getImageData(0, 0, 120, 60).data)};
         };
-        const ids = [];
-        for (const [i, [word, family]] of [['推奨', 'RanksearchJP'], ['概要', 'RanksearchJP'],
-                                           ['推奨', 'sans-serif'], ['概要', 'sans-serif']].entries()) {
-            const s = make(word, family);
-            s.id = 'glyph-probe-' + i;
-            ids.push(s.getBoundingClientRect().width);
-        }
-        return ids;
+        const r = [draw('推奨', 'RanksearchJP'), draw('概要', 'RanksearchJP'),
+                   draw('推奨', 'sans-serif'), draw('概要', 'sans-serif')];
+        const same = (a, b) => a.px.every((v, i) => v === b.px[i]);
+        const ink = a => a.px.filter((v, i) => i % 4 === 0 && v < 128).length;
+        return {widths: r.map(d => d.width), ink: r.map(ink),
+                embeddedDiffer: !same(r[0], r[1]), fallbackSame: same(r[2], r[3]),
+                embeddedVsFallback: !same(r[0], r[2])};
     }""")
-    assert abs(probe[0] - (2 * 40 + 8)) < 1 and abs(probe[1] - (2 * 40 + 8)) < 1, probe
-    shots = [page.locator(f"#glyph-probe-{i}").screenshot() for i in range(4)]
     page.screenshot(path=str(tmp_path / "ja-probe.png"))
     page.close()
-    assert shots[0] != shots[1], "embedded font: two different words must render differently"
-    assert shots[2] == shots[3], "the fallback (no CJK font here) draws the same empty boxes"
-    assert shots[0] != shots[2]
+    assert probe["widths"][:2] == [pytest.approx(80, abs=0.5)] * 2, probe["widths"]  # 2 ideographs = 2 em
+    assert min(probe["ink"][:2]) > 200, probe["ink"]          # real strokes drawn
+    assert probe["embeddedDiffer"], "embedded font: two different words must render differently"
+    assert probe["fallbackSame"], "the fallback (no CJK font here) draws the same empty boxes"
+    assert probe["embeddedVsFallback"]
 
 
 def test_probe_report_renders(browser, tmp_path):

@@ -40,11 +40,14 @@ test-all: install test-deps
 	$(BIN)/python -m pytest -q
 
 # The report-rendering test drives a real headless Chromium (Debian's package); the
+# man-page corpus tests read Debian's Japanese and English manual pages; the
 # alert-rule test runs promtool (Debian's prometheus package).
+TEST_PACKAGES := chromium manpages-ja-dev manpages-dev
 test-deps:
-	@command -v chromium >/dev/null 2>&1 || { \
-	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq chromium >/dev/null; \
-	  else echo "chromium is missing: run 'sudo apt-get install -y chromium' (the report test needs it)"; exit 1; fi; }
+	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq $$missing >/dev/null; \
+	  else echo "missing Debian packages: run 'sudo apt-get install -y" $$missing"' (tests need them)"; exit 1; fi; fi
 	@command -v promtool >/dev/null 2>&1 || { \
 	  if [ "$$(id -u)" = 0 ]; then apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; \
 	  else echo "promtool is missing: run 'sudo apt-get install -y prometheus' (the alert-rule test needs it)"; exit 1; fi; }

@@ -163,9 +163,20 @@ def _embed(args) -> int:
 def _register_corpus(subparsers) -> None:
     p = subparsers.add_parser("corpus", help="build or inspect a corpus (BEIR layout)")
     sub = p.add_subparsers(dest="corpus_command", metavar="ACTION")
-    build = sub.add_parser("build", help="build the built-in corpus into a folder")
-    build.add_argument("name", choices=["stdlib"], help="built-in corpus to build")
-    build.add_argument("--out", type=Path, help="target folder (default: the cache, as `--corpus stdlib` uses)")
+    build = sub.add_parser(
+        "build", help="build a corpus into a BEIR folder: the built-in stdlib corpus, or a "
+                      "known-item corpus from Debian's manual pages",
+        description="stdlib: Python standard library docstrings (the built-in corpus). "
+                    "manpages: Debian's manual pages, query = the NAME line's description, "
+                    "document = the DESCRIPTION (説明) section; --lang ja reads manpages-ja-dev, "
+                    "--lang en manpages-dev (apt-get install -y manpages-ja-dev manpages-dev).")
+    build.add_argument("name", choices=["stdlib", "manpages"], help="corpus to build")
+    build.add_argument("--out", type=Path, help="target folder (stdlib default: the cache, as "
+                                                "`--corpus stdlib` uses; required for manpages)")
+    build.add_argument("--lang", choices=["ja", "en"], default="ja",
+                       help="manpages: language of the pages (default ja)")
+    build.add_argument("--sections", default="2,3",
+                       help="manpages: comma-separated manual sections (default 2,3)")
     build.set_defaults(func=_corpus_build)
     stats = sub.add_parser("stats", help="print document/query/qrels counts of a BEIR folder")
     stats.add_argument("path", help="a BEIR folder or 'stdlib'")
@@ -175,9 +186,19 @@ def _register_corpus(subparsers) -> None:
 
 
 def _corpus_build(args) -> int:
+    from ranksearch.errors import InvalidArgument
+
     from .corpus import build_stdlib_corpus, corpus_stats, resolve_corpus
 
-    out = build_stdlib_corpus(args.out) if args.out else resolve_corpus(args.name)
+    if args.name == "manpages":
+        from .manpages import build_manpage_corpus, parse_sections
+
+        if args.out is None:
+            raise InvalidArgument("out", "required for manpages: ranksearch corpus build manpages "
+                                         "--lang ja --out DIR")
+        out = build_manpage_corpus(args.out, args.lang, parse_sections(args.sections))
+    else:
+        out = build_stdlib_corpus(args.out) if args.out else resolve_corpus(args.name)
     s = corpus_stats(out)
     print(f"built {out}: {s['documents']} documents, "
           + ", ".join(f"{n} {v['queries']} queries" for n, v in s["splits"].items()))
@@ -189,7 +210,7 @@ def _corpus_stats(args) -> int:
 
     s = corpus_stats(resolve_corpus(args.path))
     if args.json:
-        json.dump(s, sys.stdout, indent=2)
+        json.dump(s, sys.stdout, indent=2, ensure_ascii=False)
         print()
         return 0
     print(f"{s['path']}")

@@ -188,6 +188,22 @@ def _plain_hf_model(src: Path) -> SentenceTransformer:
     return SentenceTransformer(modules=[first, Pooling(dim, "mean"), Normalize()], device="cpu").eval()
 
 
+def load_source_folder(src: Path) -> tuple[SentenceTransformer, EncoderConfig, dict]:
+    """A BERT-family folder, or a ranked-encoder folder (its state is already in the
+    ranked layout: converting it again re-truncates, e.g. an imported full-rank model
+    to rank 8)."""
+    from .st_module import CONFIG_FILE, RankedEncoderModule, load_sentence_transformer
+
+    if not (src / CONFIG_FILE).is_file():
+        return load_bert_folder(src)
+    original = load_sentence_transformer(src).eval()
+    first = original[0]
+    if not isinstance(first, RankedEncoderModule):
+        raise InvalidArgument("model", f"{src}: first module is not a ranked encoder")
+    state = {k: v.detach().clone() for k, v in first.encoder.state_dict().items()}
+    return original, first.encoder_config, state
+
+
 def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path,
                   distill_steps: int = 0, corpus: str | Path | None = None,
                   seed: int = 0, prompts: dict[str, str] | None = None) -> Path:
@@ -202,7 +218,7 @@ def convert_model(src: str | Path, rank: int | list[int] | None, out: str | Path
         raise InvalidArgument("distill_steps", f"must be >= 0, got {distill_steps}")
     if distill_steps and corpus is None:
         raise InvalidArgument("corpus", "distillation needs a corpus")
-    original, config, state = load_bert_folder(src)
+    original, config, state = load_source_folder(src)
     ranks = _resolve_ranks(rank, config)
     state, errors = truncate_state(state, config, ranks)
     config = config.with_overrides(rank=ranks if len(set(ranks)) > 1 else ranks[0])

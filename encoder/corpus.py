@@ -57,6 +57,8 @@ MIN_DISTRACTOR_CHARS = 40
 #: Summary sentences with fewer words make ambiguous queries and are dropped.
 MIN_QUERY_WORDS = 3
 MAX_QUERY_WORDS = 60
+#: Optional metadata a corpus builder writes next to corpus.jsonl: {"language": "ja", ...}.
+METADATA_FILE = "ranksearch-corpus.json"
 #: Fraction of known-item queries in the test split is 1 / TEST_MODULUS.
 TEST_MODULUS = 3
 
@@ -110,8 +112,16 @@ def stdlib_records(modules: Sequence[str] | None = None) -> list[dict[str, str]]
     return json.loads(proc.stdout.decode("utf-8"))
 
 
-def _is_test(query_id: str) -> bool:
-    return int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % TEST_MODULUS == 0
+def _is_test(query_id: str, modulus: int = TEST_MODULUS) -> bool:
+    return int(hashlib.sha256(query_id.encode("utf-8")).hexdigest()[:8], 16) % modulus == 0
+
+
+def hash_split(pairs: list[tuple[str, str]], modulus: int = TEST_MODULUS) -> dict[str, list[tuple[str, str]]]:
+    """(query id, doc id) pairs -> {"train": ..., "test": ...}: a query is in ``test``
+    when the first 8 hex digits of sha256(query id) are divisible by ``modulus`` (about
+    1/modulus of the queries); deterministic, and stable when queries are added."""
+    return {"train": [p for p in pairs if not _is_test(p[0], modulus)],
+            "test": [p for p in pairs if _is_test(p[0], modulus)]}
 
 
 def stdlib_beir_rows(records: list[dict[str, str]]) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
@@ -185,11 +195,21 @@ def build_stdlib_corpus(out: Path | str, modules: Sequence[str] | None = None) -
     """
     out = Path(out)
     corpus, queries, pairs = stdlib_beir_rows(stdlib_records(modules))
-    qrels = {"train": [p for p in pairs if not _is_test(p[0])], "test": [p for p in pairs if _is_test(p[0])]}
+    return replace_beir(out, corpus, queries, hash_split(pairs))
+
+
+def replace_beir(out: Path, corpus: list[dict], queries: list[dict],
+                 qrels: dict[str, list[tuple[str, str]]], metadata: dict | None = None) -> Path:
+    """`write_beir` into a temporary sibling, then replace ``out`` with it atomically;
+    ``metadata`` (e.g. ``{"language": "ja"}``) goes to `METADATA_FILE`."""
+    out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
     try:
         write_beir(tmp, corpus, queries, qrels)
+        if metadata is not None:
+            (tmp / METADATA_FILE).write_text(json.dumps(metadata, ensure_ascii=False, indent=2)
+                                             + "\n", encoding="utf-8")
         if out.exists():
             shutil.rmtree(out)
         os.replace(tmp, out)
@@ -357,6 +377,21 @@ def document_text(doc) -> str:
     else:
         title, text = getattr(doc, "title", ""), getattr(doc, "text", "")
     return f"{title}: {text}" if title else text
+
+
+def corpus_language(path: Path | str) -> str | None:
+    """The ``language`` a BEIR folder's builder recorded in `METADATA_FILE` (None: none)."""
+    meta = Path(path) / METADATA_FILE
+    if not meta.is_file():
+        return None
+    try:
+        data = json.loads(meta.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise InvalidArgument(str(meta), f"invalid JSON ({exc.msg})") from None
+    lang = data.get("language") if isinstance(data, dict) else None
+    if lang is not None and not isinstance(lang, str):
+        raise InvalidArgument(f"{meta}:language", f"must be a string, got {type(lang).__name__}")
+    return lang
 
 
 def available_splits(path: Path | str) -> list[str]:

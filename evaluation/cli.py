@@ -1,7 +1,6 @@
 """`ranksearch eval`, `ranksearch eval report` and `ranksearch probe`."""
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -20,18 +19,43 @@ def register(subparsers) -> None:
                    help="BEIR folder, or 'stdlib' for the built-in corpus (default)")
     p.add_argument("--spec", type=Path, help="variants YAML (see evaluation/specs/)")
     p.add_argument("--out", type=Path, help="results folder to write")
-    p.add_argument("--lang", choices=("en", "ja"), default="en", help="report language")
+    p.add_argument("--lang", choices=("en", "ja"), default="en",
+                   help="report language (en, ja: Japanese text, plots and ROI)")
+    p.add_argument("--language", choices=("en", "ja", "auto"),
+                   help="corpus language: the analyzer of the BM25 reference (ja = SudachiPy); "
+                        "default: the spec's 'language', else the corpus's "
+                        "ranksearch-corpus.json, else en")
     p.add_argument("--roi", type=Path, help="business inputs YAML for the ROI section")
     p.add_argument("--server", help="address of a running ranksearch service for "
                                     "end-to-end latency (host:port)")
     p.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     p.add_argument("--split", default="test", help="qrels split to evaluate (default test)")
-    live = p.add_argument_group("eval live (replay queries against a running server's variants)")
-    live.add_argument("--collection", help="collection to replay against")
-    live.add_argument("--queries", type=Path, help="queries.jsonl (BEIR) or one query per line")
-    live.add_argument("--qrels", type=Path, help="qrels TSV (BEIR) to judge the answers")
-    p.add_argument("rest", nargs="*", help=argparse.SUPPRESS)
     p.set_defaults(func=_eval)
+    sub = p.add_subparsers(dest="eval_command", title="actions", metavar="[report|live]")
+    r = sub.add_parser(
+        "report", help="re-render report.html from a results folder",
+        description="Render RESULTS_DIR/report.html (report.ja.html with --lang ja) from "
+                    "RESULTS_DIR/results.json, without re-running anything. The page is "
+                    "self-contained: figures and, for Japanese, a font subset are embedded.")
+    r.add_argument("results_dir", type=Path, metavar="RESULTS_DIR",
+                   help="folder written by `ranksearch eval --out`")
+    r.add_argument("--lang", choices=("en", "ja"), default="en",
+                   help="report language (en, ja: Japanese text, plots and ROI)")
+    r.add_argument("--roi", type=Path, help="business inputs YAML for the ROI section "
+                                            "(e.g. evaluation/specs/roi/example_jpy.yaml)")
+    r.set_defaults(func=_report)
+    live = sub.add_parser(
+        "live", help="replay judged queries against every variant of a running server",
+        description="Every variant of COLLECTION answers every query (Search with `variant` set, "
+                    "so no experiment is touched); with --qrels, nDCG@10, MRR@10 and R@10 per "
+                    "variant with a paired t-test against the default variant.")
+    live.add_argument("--server", required=True, help="HOST:PORT of the running service")
+    live.add_argument("--collection", required=True, help="collection to replay against")
+    live.add_argument("--queries", type=Path, required=True,
+                      help="queries.jsonl (BEIR) or a text file with one query per line")
+    live.add_argument("--qrels", type=Path, help="qrels TSV (BEIR) to judge the answers")
+    live.add_argument("--out", type=Path, help="folder to write live.json into")
+    live.set_defaults(func=_eval_live)
 
     q = subparsers.add_parser(
         "probe", help="synthetic rank probe: one attention layer learns nearest/farthest "
@@ -96,19 +120,15 @@ def _probe(args) -> int:
     return 0
 
 
-def _eval(args) -> int:
-    if args.rest[:1] == ["report"]:
-        if len(args.rest) != 2:
-            raise InvalidArgument("RESULTS_DIR", "usage: ranksearch eval report RESULTS_DIR [--lang ja] [--roi FILE]")
-        from .report import write_report
+def _report(args) -> int:
+    from .report import write_report
 
-        path = write_report(Path(args.rest[1]), lang=args.lang, roi_file=args.roi)
-        print(f"wrote {path}")
-        return 0
-    if args.rest == ["live"]:
-        return _eval_live(args)
-    if args.rest:
-        raise InvalidArgument("eval", f"unexpected arguments {args.rest}; did you mean `eval report DIR`?")
+    path = write_report(args.results_dir, lang=args.lang, roi_file=args.roi)
+    print(f"wrote {path}")
+    return 0
+
+
+def _eval(args) -> int:
     if args.spec is None or args.out is None:
         raise InvalidArgument("spec" if args.spec is None else "out",
                               "required: ranksearch eval --corpus PATH_OR_NAME --spec FILE --out DIR")
@@ -124,10 +144,10 @@ def _eval(args) -> int:
         from .roi import load_roi
         roi = load_roi(args.roi)
     results_dir = run_eval(args.corpus, spec, args.out, split=args.split, server=args.server,
-                           threads=args.threads, roi=roi)
+                           threads=args.threads, roi=roi, language=args.language)
     path = write_report(results_dir, lang=args.lang)
     from .results import summary_text, load_results
-    print(summary_text(load_results(results_dir)))
+    print(summary_text(load_results(results_dir), lang=args.lang))
     print(f"wrote {results_dir / 'results.json'} and {path}", file=sys.stderr)
     return 0
 
@@ -138,10 +158,6 @@ def _eval_live(args) -> int:
 
     from .live import judge, read_qrels, read_queries, replay, summary_text
 
-    if not args.server or not args.collection or args.queries is None:
-        missing = "server" if not args.server else "collection" if not args.collection else "queries"
-        raise InvalidArgument(missing, "required: ranksearch eval live --server HOST:PORT "
-                              "--collection C --queries FILE [--qrels FILE]")
     queries = read_queries(args.queries)
     qrels = read_qrels(args.qrels) if args.qrels else None
     with SearchClient(args.server) as client:

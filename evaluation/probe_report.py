@@ -28,24 +28,35 @@ def probe_effect(results: dict) -> dict:
             "best_low_mse": best_low, "ratio": ratio, "equal_or_larger_budget": budget_ok}
 
 
-def _plot(results: dict) -> str:
+_BASELINE_NAMES = {"zero": lambda lang: text(lang, "baseline_zero"),
+                   "attention_free": lambda lang: text(lang, "baseline_attention_free")}
+
+
+def _plot(results: dict, lang: str = "en") -> str:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
+    from .fonts import plot_rc
+
+    with plt.rc_context(plot_rc(lang)):
+        return _draw(plt, results, lang)
+
+
+def _draw(plt, results: dict, lang: str) -> str:
     fig, ax = plt.subplots(figsize=(6, 4))
     recs = results["records"]
     ax.scatter([r["rank"] for r in recs], [r["mse"] for r in recs], color="#37c", alpha=.5,
-               label="seed")
+               label=text(lang, "probe_legend_seed"))
     s = results["summary"]
     ax.plot([x["rank"] for x in s], [x["mse_mean"] for x in s], "o-", color="#137",
-            label="mean over seeds")
+            label=text(lang, "probe_legend_mean"))
     for name, style in (("zero", "--"), ("attention_free", ":")):
         ax.axhline(results["baselines"][name]["mse"], color="#b33", ls=style,
-                   label=f"baseline: {name}")
+                   label=text(lang, "probe_legend_baseline", name=_BASELINE_NAMES[name](lang)))
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
-    ax.set_xlabel("rank r (query/key width per head)")
+    ax.set_xlabel(text(lang, "probe_axis_rank"))
     ax.set_ylabel("MSE")
     ax.set_xticks([x["rank"] for x in s], [str(x["rank"]) for x in s])
     ax.legend(fontsize=8)
@@ -81,7 +92,7 @@ def render_probe(results: dict, lang: str = "en") -> str:
                         [text(lang, "baseline_attention_free"), fmt(b["attention_free"]["mse"], 4),
                          fmt(b["attention_free"]["accuracy"], 3)]], table_id="baselines"))
     parts.append(f"<h2>{esc(text(lang, 'section_probe_plot'))}</h2>")
-    parts.append(img(_plot(results), text(lang, "plot_probe"), "plot-probe"))
+    parts.append(img(_plot(results, lang), text(lang, "plot_probe"), "plot-probe"))
     parts.append(f"<p class='note'>{esc(text(lang, 'footer', version=results.get('versions', {}).get('ranksearch', '')))}</p>")
     return page(title, lang, "".join(parts))
 

@@ -11,6 +11,9 @@ from ranksearch.errors import InvalidArgument
 
 from .metrics import HEADLINE, METRICS
 
+#: A recommendation drawn from fewer test queries than this carries a small-sample warning.
+SMALL_SAMPLE_QUERIES = 50
+
 
 def load_results(folder: Path) -> dict:
     path = Path(folder) / "results.json"
@@ -140,8 +143,11 @@ def write_csv(results: dict, path: Path) -> None:
         w.writerows(csv_rows(results))
 
 
-def summary_text(results: dict) -> str:
-    """The summary table as plain text (terminal, issue notes)."""
+def summary_text(results: dict, lang: str = "en") -> str:
+    """The summary table as plain text (terminal, issue notes), with a legend for the
+    ``sig`` column and, under `SMALL_SAMPLE_QUERIES` test queries, a warning."""
+    from .strings import text
+
     head = (f"{'variant':<10} {'rank':>5} {'nDCG@10':>8} {'MRR@10':>7} {'R@1':>6} {'R@10':>6} "
             f"{'R@100':>6} {'sig':>4} {'p':>7} {'docs/s':>7} {'qenc p50/p95 ms':>16} "
             f"{'search p50/p95 ms':>18} {'GFLOP/tok':>9}")
@@ -161,7 +167,14 @@ def summary_text(results: dict) -> str:
                      f"{r['recall@1']:>6.3f} {r['recall@10']:>6.3f} {r['recall@100']:>6.3f} "
                      f"{mark:>4} {p:>7} {(dps or 0):>7.0f} {qenc:>16} "
                      f"{sr['p50_ms']:>8.2f}/{sr['p95_ms']:<8.2f} {flops:>9.4f}")
+    sig = results["significance"]
+    lines.append(text(lang, "console_sig_legend", base=base, test=sig["test"], max_p=sig["max_p"]))
+    n = results["corpus"].get("queries") or 0
+    if n < SMALL_SAMPLE_QUERIES:
+        lines.append(text(lang, "small_sample", n=n, minimum=SMALL_SAMPLE_QUERIES))
     rec = results.get("recommendation") or {}
     if rec.get("name"):
-        lines.append(f"recommendation: {rec['name']} (best: {rec['best']}); rule: {rec['rule']}")
+        rule = text(lang, "recommend_rule", test=sig["test"], max_p=sig["max_p"])
+        lines.append(text(lang, "console_recommendation", name=rec["name"], best=rec["best"],
+                          rule=rule))
     return "\n".join(lines)

@@ -8,7 +8,11 @@ server_cost_per_hour: 1.50       # one server process answering one query at a t
 latency_budget_ms: 50            # p95 of query encoding + search
 currency: EUR
 days_per_year: 365
+notes: "..."                     # optional: where the figures come from (printed as is)
 ```
+
+Money is printed with the currency's usual decimals (none for JPY, "円" in a
+Japanese report); see `specs/roi/example_jpy.yaml` for a yen example.
 
 Model (every assumption is printed beside the figures):
 - a query is *answered* when hit_rate@10 says a relevant document is in the top 10;
@@ -38,6 +42,7 @@ class RoiInputs:
     latency_budget_ms: float | None = None
     currency: str = "USD"
     days_per_year: int = 365
+    notes: str = ""
 
     def __post_init__(self) -> None:
         for f in ("queries_per_day", "server_cost_per_hour", "value_per_answered_query",
@@ -45,6 +50,9 @@ class RoiInputs:
             v = getattr(self, f)
             if isinstance(v, bool) or not isinstance(v, (int, float)) or v < 0:
                 raise ConfigError(f"roi.{f}", f"must be a number >= 0, got {v!r}")
+        for f in ("currency", "notes"):
+            if not isinstance(getattr(self, f), str):
+                raise ConfigError(f"roi.{f}", f"must be a string, got {getattr(self, f)!r}")
         if self.value_per_answered_query == 0 and self.cost_per_miss == 0:
             raise ConfigError("roi.value_per_answered_query",
                               "give value_per_answered_query or cost_per_miss (> 0)")
@@ -102,18 +110,35 @@ def roi_rows(results: dict, roi: dict) -> list[dict]:
     return rows
 
 
-def assumptions(results: dict, roi: dict) -> list[tuple[str, str]]:
+#: currencies written without minor units
+_NO_DECIMALS = {"JPY", "KRW"}
+
+
+def money(value: float, currency: str, lang: str = "en", signed: bool = True,
+          decimals: int | None = None) -> str:
+    """``+1,234.50 EUR``; yen without decimals, ``+1,235 円`` in Japanese."""
+    if decimals is None:
+        decimals = 0 if currency in _NO_DECIMALS else 2
+    unit = "円" if currency == "JPY" and lang == "ja" else currency
+    return f"{value:{'+' if signed else ''},.{decimals}f} {unit}"
+
+
+def assumptions(results: dict, roi: dict, lang: str = "en") -> list[tuple[str, str]]:
+    from .strings import text
+
     c = roi["currency"]
+    t = lambda key, **kw: text(lang, key, **kw)  # noqa: E731
     threads = results.get("hardware", {}).get("threads_used")
-    out = [("queries per day", f"{roi['queries_per_day']:,.0f}"),
-           ("value of a query answered in the top 10", f"{roi['value_per_answered_query']} {c}"),
-           ("cost of a miss (no relevant document in the top 10)", f"{roi['cost_per_miss']} {c}"),
-           ("server cost per hour", f"{roi['server_cost_per_hour']} {c}"),
-           ("latency budget (p95 of query encoding + search)",
-            "none" if roi.get("latency_budget_ms") is None else f"{roi['latency_budget_ms']} ms"),
-           ("days per year", str(roi["days_per_year"])),
-           ("quality measure", "hit_rate@10 on this corpus's test queries, assumed to carry over to production queries"),
-           ("compute measure", f"single-query encode p50 + search p50 measured here on {threads} thread(s); "
-                               "one server process answers one query at a time; indexing cost excluded"),
-           ("baseline", results["baseline"])]
+    out = [(t("roi_queries_per_day"), f"{roi['queries_per_day']:,.0f}"),
+           (t("roi_value_answered"), money(roi["value_per_answered_query"], c, lang, False)),
+           (t("roi_cost_miss"), money(roi["cost_per_miss"], c, lang, False)),
+           (t("roi_server_cost"), money(roi["server_cost_per_hour"], c, lang, False)),
+           (t("roi_budget"),
+            t("none") if roi.get("latency_budget_ms") is None else f"{roi['latency_budget_ms']} ms"),
+           (t("roi_days"), str(roi["days_per_year"])),
+           (t("roi_quality_measure"), t("roi_quality_measure_text")),
+           (t("roi_compute_measure"), t("roi_compute_measure_text", threads=threads)),
+           (t("roi_baseline"), results["baseline"])]
+    if roi.get("notes"):
+        out.append((t("roi_notes"), roi["notes"]))
     return out

@@ -81,8 +81,23 @@ def _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, run_met
             "ablation": "every RankedAttention output replaced by out_proj(mean of values over real tokens)"}
 
 
+def lexical_setting(spec: EvalSpec, corpus_dir: Path, override: str | None) -> dict:
+    """The language BM25 analyses with: ``--language`` > the spec's ``language`` > the
+    corpus's recorded language (``ranksearch-corpus.json``) > ``en``."""
+    from ranksearch.analysis import language_analyzer
+    from ranksearch.encoder.corpus import corpus_language
+
+    for source, lang in (("--language", override), ("spec", spec.language),
+                         ("corpus", corpus_language(corpus_dir))):
+        if lang is not None:
+            break
+    else:
+        source, lang = "default", "en"
+    return {"language": lang, "analyzer": language_analyzer(lang), "from": source}
+
+
 def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Path,
-                 check_attention: bool) -> dict:
+                 check_attention: bool, analyzer: str) -> dict:
     from ranksearch.encoder.embedder import load_encoder
 
     from .build import build_model
@@ -98,7 +113,8 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         tag = v.name if len(v.seeds) == 1 else f"{v.name}.seed{seed}"
         t0 = time.perf_counter()
         if v.kind == "bm25":
-            res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries)
+            res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries,
+                           analyzer)
             build = {"model_folder": None, "built_now": False, "build_seconds": 0.0}
         else:
             _stage(tag, "model (built once, then cached; training or distillation shows its own bar)")
@@ -142,11 +158,13 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             "latency": first["latency"], "cost": {**cost, "peak_rss_bytes": peak_rss_bytes()},
             "nearest_agreement": first["nearest_agreement"],
             "farthest_agreement": first["farthest_agreement"],
-            "attention_use": attention, "model_folder": model_info["model_folder"]}
+            "attention_use": attention, "model_folder": model_info["model_folder"],
+            "analyzer": analyzer if v.kind == "bm25" else None}
 
 
 def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
-             server: str | None = None, threads: int = 2, roi: dict | None = None) -> Path:
+             server: str | None = None, threads: int = 2, roi: dict | None = None,
+             language: str | None = None) -> Path:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
     _threads(threads)
@@ -156,13 +174,15 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = (doc_ids, doc_texts, qids, q_texts, qrels)
+    lexical = lexical_setting(spec, corpus_dir, language)
     variants = []
     bar = tqdm(spec.variants, desc="variants", unit="variant")
     for v in bar:
         bar.set_postfix_str(v.name)
         check = (spec.attention_check == "all" or
                  (spec.attention_check == "baseline" and v.name == spec.baseline))
-        variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check))
+        variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check,
+                                     lexical["analyzer"]))
     if server:
         from .service_latency import measure_service
         e2e = measure_service(server, q_texts[:spec.latency_queries],
@@ -181,7 +201,9 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
         "versions": versions(), "hardware": {**hardware(), "threads_used": threads},
         "corpus": {"path": str(corpus_dir), "name": str(corpus), "split": split,
                    "documents": len(doc_ids), "queries": len(qids),
-                   "judgements": sum(len(d) for d in qrels.values())},
+                   "judgements": sum(len(d) for d in qrels.values()),
+                   "language": lexical["language"]},
+        "lexical": lexical,
         "spec": spec.to_dict(), "baseline": spec.baseline, "metrics_list": M.METRICS,
         "headline": M.HEADLINE, "variants": variants,
         "significance": {"test": spec.stat_test, "max_p": spec.max_p,

@@ -4,6 +4,8 @@
 name: minilm_ranks
 baseline: full            # a variant name (after sweep expansion)
 attention_check: baseline # baseline | all | none: uniform-attention ablation + entropy
+language: ja              # en | ja | auto: BM25's analyzer (default: the corpus's
+                          # ranksearch-corpus.json "language", else en)
 index: {kind: flat}       # default index for every variant
 variants:
   - name: r
@@ -121,6 +123,7 @@ class EvalSpec:
     top_k: int = 100
     max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
     device: str = "cpu"                 # cpu | cuda: where dense variants encode
+    language: str | None = None         # en | ja | auto: BM25's analyzer (None: the corpus's, else en)
 
     def variant(self, name: str) -> VariantSpec:
         for v in self.variants:
@@ -133,11 +136,13 @@ class EvalSpec:
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
                 "top_k": self.top_k, "max_seq_length": self.max_seq_length, "device": self.device,
+                "language": self.language,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
 _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
-             "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device"]
+             "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device",
+             "language"]
 _VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
                  "precision"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
@@ -277,13 +282,17 @@ def parse_spec(data: Any) -> EvalSpec:
     device = data.get("device", "cpu")
     if device not in DEVICES:
         raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {device!r}")
+    language = data.get("language")
+    if language is not None:
+        from ranksearch.analysis import language_analyzer
+        language_analyzer(language)  # ConfigError naming 'language' when unknown
     variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
                     top_k=int(data.get("top_k", 100)),
                     max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
-                    device=device)
+                    device=device, language=language)
 
 
 def load_spec(path: Path | str) -> EvalSpec:

@@ -2,7 +2,8 @@
 
 ``text(lang, key, **fmt)`` looks a key up; a key missing from a language renders as
 ``[[key]]`` so an untranslated phrase is visible on the page and caught by the tests.
-Figures keep English axis labels (no CJK font is assumed on the server).
+Figures are labelled in the report's language too: Japanese text is drawn with the
+bundled font (`fonts.py`), so no CJK font is needed on the server or the reader's machine.
 """
 from __future__ import annotations
 
@@ -86,6 +87,48 @@ STRINGS: dict[str, dict[str, str]] = {
                            "MSE {full}, best lower rank {best_low}.",
         "baseline_zero": "Zero vector",
         "baseline_attention_free": "Best attention-free (least squares on token and set mean)",
+        "plot_axis_rank": "rank (query/key width per head)",
+        "plot_axis_latency": "query encode + search (ms)",
+        "plot_axis_latency_p50": "query latency p50 (encode + search, ms)",
+        "plot_legend_pareto": "Pareto frontier",
+        "plot_legend_bm25": "BM25 ({analyzer} analyzer)",
+        "kind_convert": "converted", "kind_train": "trained", "kind_folder": "model folder",
+        "probe_axis_rank": "rank r (query/key width per head)",
+        "probe_legend_seed": "seed", "probe_legend_mean": "mean over seeds",
+        "probe_legend_baseline": "baseline: {name}",
+        "section_summary_cost": "Cost and latency",
+        "small_sample": "Caution: this comparison rests on {n} test queries (fewer than "
+                        "{minimum}). With so few queries, real differences often do not reach "
+                        "significance, so “not significantly worse” is weak evidence. Add "
+                        "queries before deciding.",
+        "lexical_note": "The BM25 reference analyses text with the '{analyzer}' analyzer "
+                        "(corpus language: {language}, set by {source}).",
+        "source_--language": "--language", "source_spec": "the spec",
+        "source_corpus": "the corpus's ranksearch-corpus.json", "source_default": "the default",
+        "roi_queries_per_day": "queries per day",
+        "roi_value_answered": "value of a query answered in the top 10",
+        "roi_cost_miss": "cost of a miss (no relevant document in the top 10)",
+        "roi_server_cost": "server cost per hour",
+        "roi_budget": "latency budget (p95 of query encoding + search)",
+        "roi_days": "days per year",
+        "roi_quality_measure": "quality measure",
+        "roi_quality_measure_text": "hit_rate@10 on this corpus's test queries, assumed to carry "
+                                    "over to production queries",
+        "roi_compute_measure": "compute measure",
+        "roi_compute_measure_text": "single-query encode p50 + search p50 measured here on "
+                                    "{threads} thread(s); one server process answers one query "
+                                    "at a time; indexing cost excluded",
+        "roi_baseline": "baseline", "roi_notes": "notes", "none": "none",
+        "hw_cpu": "CPU", "hw_logical_cpus": "logical CPUs", "hw_usable_cpus": "usable CPUs",
+        "hw_load_average_1_5_15min": "load average (1/5/15 min)",
+        "hw_torch_threads": "torch threads", "hw_memory_bytes": "memory (bytes)",
+        "hw_platform": "platform", "hw_machine": "machine", "hw_threads_used": "threads used",
+        "console_sig_legend": "sig: nDCG@10 against the baseline {base} ({test} test, "
+                              "p < {max_p}): + significantly better, - significantly worse, "
+                              "ns not significant, base the baseline; p: its p-value.",
+        "console_recommendation": "recommendation: {name} (best: {best}); rule: {rule}",
+        "recommend_rule": "cheapest (FLOPs/token, then query latency p50) among variants whose "
+                          "nDCG@10 is not significantly worse than the best ({test}, p < {max_p})",
         "footer": "Self-contained report: no external resources. ranksearch {version}.",
     },
     "ja": {
@@ -162,6 +205,48 @@ STRINGS: dict[str, dict[str, str]] = {
                            "{full}、低ランクの最良値 {best_low}。",
         "baseline_zero": "ゼロベクトル",
         "baseline_attention_free": "アテンションを使わない最良予測 (トークンと集合平均への最小二乗)",
+        "plot_axis_rank": "ランク (ヘッドあたりのクエリ/キー幅)",
+        "plot_axis_latency": "クエリ符号化 + 検索 (ミリ秒)",
+        "plot_axis_latency_p50": "クエリレイテンシ p50 (符号化 + 検索, ミリ秒)",
+        "plot_legend_pareto": "パレートフロンティア",
+        "plot_legend_bm25": "BM25 ({analyzer} 解析器)",
+        "kind_convert": "変換モデル", "kind_train": "学習モデル", "kind_folder": "モデルフォルダ",
+        "probe_axis_rank": "ランク r (ヘッドあたりのクエリ/キー幅)",
+        "probe_legend_seed": "シード", "probe_legend_mean": "シード平均",
+        "probe_legend_baseline": "基準: {name}",
+        "section_summary_cost": "コストとレイテンシ",
+        "small_sample": "注意: この比較はテストクエリ {n} 件 ({minimum} 件未満) に基づいています。"
+                        "クエリがこれほど少ないと実際の差も有意になりにくく、「有意に劣らない」"
+                        "は弱い根拠にすぎません。判断の前にクエリを増やしてください。",
+        "lexical_note": "BM25 基準は '{analyzer}' 解析器でテキストを解析しています "
+                        "(コーパスの言語: {language}、設定元: {source})。",
+        "source_--language": "--language 指定", "source_spec": "spec",
+        "source_corpus": "コーパスの ranksearch-corpus.json", "source_default": "既定値",
+        "roi_queries_per_day": "1 日あたりのクエリ数",
+        "roi_value_answered": "上位 10 件で回答できたクエリ 1 件の価値",
+        "roi_cost_miss": "回答できなかった (上位 10 件に関連文書がない) クエリ 1 件の損失",
+        "roi_server_cost": "サーバー 1 時間あたりの費用",
+        "roi_budget": "レイテンシ予算 (クエリ符号化 + 検索の p95)",
+        "roi_days": "年間日数",
+        "roi_quality_measure": "品質の尺度",
+        "roi_quality_measure_text": "このコーパスのテストクエリでの hit_rate@10 (本番のクエリでも"
+                                    "同じと仮定)",
+        "roi_compute_measure": "計算量の尺度",
+        "roi_compute_measure_text": "ここで {threads} スレッドで測定した単一クエリの符号化 p50 + "
+                                    "検索 p50。サーバープロセス 1 つが一度に 1 クエリに応答。"
+                                    "索引作成コストは含まない",
+        "roi_baseline": "ベースライン", "roi_notes": "備考", "none": "なし",
+        "hw_cpu": "CPU", "hw_logical_cpus": "論理 CPU 数", "hw_usable_cpus": "使用可能 CPU 数",
+        "hw_load_average_1_5_15min": "ロードアベレージ (1/5/15 分)",
+        "hw_torch_threads": "torch スレッド数", "hw_memory_bytes": "メモリ (バイト)",
+        "hw_platform": "プラットフォーム", "hw_machine": "アーキテクチャ",
+        "hw_threads_used": "使用スレッド数",
+        "console_sig_legend": "sig: ベースライン {base} に対する nDCG@10 の有意差 ({test} 検定, "
+                              "p < {max_p}): + 有意に良い、- 有意に悪い、ns 有意差なし、"
+                              "base ベースライン。p: その p 値。",
+        "console_recommendation": "推奨: {name} (最良: {best})。規則: {rule}",
+        "recommend_rule": "nDCG@10 が最良より有意に劣らないバリアントのうち最も安価なもの "
+                          "(FLOPs/トークン、次にクエリレイテンシ p50 の順; {test}, p < {max_p})",
         "footer": "自己完結型レポート: 外部リソースなし。ranksearch {version}。",
     },
 }

@@ -9,7 +9,7 @@ Analyzers (``get_analyzer(name)``):
 - ``ja``: SudachiPy with sudachidict-core. Each morpheme's normalised form
   (``normalized_form()``: 為る for し, 下さる for ください, ファイル for file),
   lowercased; punctuation, symbols and whitespace dropped. Split mode ``B`` by
-  default (middle units; see docs for the measurement behind the choice).
+  default (middle units; docs/JAPANESE.md has the measurement behind the choice).
 - ``auto``: per text, ``ja`` if it contains kana or kanji, else ``standard``.
 
 Terms never contain whitespace, so a store can keep them space-joined
@@ -30,6 +30,11 @@ _JAPANESE = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uff66-\uff9f]"
 _SUDACHI_MAX_BYTES = 16_000
 # Part-of-speech heads (first POS field) that carry no searchable meaning.
 _JA_DROP_POS = frozenset({"補助記号", "空白", "記号"})
+
+
+def has_japanese(text: str) -> bool:
+    """True when ``text`` contains kana or kanji (the ``auto`` analyzer's test)."""
+    return _JAPANESE.search(text) is not None
 
 
 class Analyzer(Protocol):
@@ -105,7 +110,7 @@ class AutoAnalyzer:
         self._lock = threading.Lock()
 
     def terms(self, text: str) -> list[str]:
-        if not _JAPANESE.search(text):
+        if not has_japanese(text):
             return self._standard.terms(text)
         if self._ja is None:
             with self._lock:

@@ -104,3 +104,16 @@ def test_bad_arguments_name_the_setting(bert_st_folder, full, tmp_path):
         convert_model(bert_st_folder, 2, full)
     with pytest.raises(InvalidArgument, match="^corpus: distillation needs a corpus"):
         convert_model(bert_st_folder, 2, tmp_path / "y", distill_steps=3)
+
+
+def test_a_ranked_folder_converts_again_like_its_bert_source(bert_st_folder, full, tmp_path, sentences):
+    """An imported or converted full-rank folder is a valid source: truncating it to rank
+    K gives the same model as truncating the original BERT folder to K."""
+    from_bert = convert_model(bert_st_folder, 2, tmp_path / "from-bert")
+    from_ranked = convert_model(full, 2, tmp_path / "from-ranked")
+    a = load_sentence_transformer(from_bert)[0].encoder.state_dict()
+    b = load_sentence_transformer(from_ranked)[0].encoder.state_dict()
+    assert a.keys() == b.keys()
+    assert all(torch.allclose(a[k], b[k], atol=1e-5) for k in a)
+    assert np.abs(_encode(from_bert, sentences) - _encode(from_ranked, sentences)).max() <= 1e-5
+    assert json.loads((from_ranked / "conversion.json").read_text())["rank"] == [2, 2]

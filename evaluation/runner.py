@@ -2,8 +2,10 @@
 
 Flow per dense variant and seed: build/cached model -> encode corpus -> Indexer ->
 queries -> TREC run file; latency and cost measured in the same process; BM25 beside
-them; then metrics, paired significance against the baseline (and the best), the
-attention-use check, and results.json (the contract the report is rendered from).
+them; hybrid variants fuse those runs afterwards (evaluation/hybrid.py; a tuned one
+makes its components also answer the train queries, saved under runs/train/); then
+metrics, paired significance against the baseline (and the best), the attention-use
+check, and results.json (the contract the report is rendered from).
 """
 from __future__ import annotations
 
@@ -14,12 +16,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ranksearch.analysis import language_analyzer
 from ranksearch.errors import InvalidArgument
 
 from . import metrics as M
 from .environment import git_revision, hardware, now, versions
 from .latency import peak_rss_bytes
 from .results import decide, write_csv
+from .hybrid import TuningSplit, hybrid_record, train_run_path, tuning_split
 from .spec import EvalSpec, VariantSpec
 
 #: queries used by the attention check (uniform ablation re-encodes the corpus)
@@ -75,7 +79,7 @@ def _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, run_met
 
 
 def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Path,
-                 check_attention: bool) -> dict:
+                 check_attention: bool, analyzer: str, tuning: TuningSplit | None = None) -> dict:
     from ranksearch.encoder.embedder import load_encoder
 
     from .build import build_model
@@ -84,6 +88,9 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
     from .metrics import write_trec
 
     doc_ids, doc_texts, qids, q_texts, qrels = data
+    # a tuned hybrid needs this variant's run on the train queries too (after the
+    # evaluated ones, so latency is still measured on evaluated queries)
+    all_qids, all_texts = (qids + tuning.qids, q_texts + tuning.q_texts) if tuning else (qids, q_texts)
     seeds_out = []
     attention = None
     model_info = None
@@ -91,7 +98,8 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         tag = v.name if len(v.seeds) == 1 else f"{v.name}.seed{seed}"
         t0 = time.perf_counter()
         if v.kind == "bm25":
-            res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries)
+            res = run_bm25(doc_ids, doc_texts, all_qids, all_texts, spec.top_k, spec.latency_queries,
+                           analyzer)
             build = {"model_folder": None, "built_now": False, "build_seconds": 0.0}
         else:
             folder, built = build_model(v, seed, corpus_dir)
@@ -100,10 +108,14 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             embedder = load_encoder(folder)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
-            res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
+            res = run_dense(embedder, v.index, doc_ids, doc_texts, all_qids, all_texts, spec.top_k,
                             spec.latency_queries, v.name)
         run_file = runs_dir / f"{tag}.trec"
-        write_trec(res["run"], run_file, tag)
+        write_trec({q: res["run"][q] for q in qids}, run_file, tag)
+        if tuning:
+            train_file = train_run_path(runs_dir, run_file)
+            train_file.parent.mkdir(exist_ok=True)
+            write_trec({q: res["run"][q] for q in tuning.qids}, train_file, tag)
         scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
             attention = _attention_check(embedder, doc_texts, doc_ids, qids, q_texts, qrels, scores)
@@ -137,17 +149,24 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
     runs_dir = out / "runs"
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = (doc_ids, doc_texts, qids, q_texts, qrels)
+    analyzer = language_analyzer(spec.language or "en")
+    tuning = tuning_split(spec.variants, corpus_dir, split, qids)
     variants = []
-    bar = tqdm(spec.variants, desc="variants", unit="variant")
+    retrievers = [v for v in spec.variants if v.kind != "hybrid"]
+    bar = tqdm(retrievers, desc="variants", unit="variant")
     for v in bar:
         bar.set_postfix_str(v.name)
         check = (spec.attention_check == "all" or
                  (spec.attention_check == "baseline" and v.name == spec.baseline))
-        variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check))
+        extra = tuning if tuning and v.name in tuning.components else None
+        variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check, analyzer, extra))
+    by_name = {rec["name"]: rec for rec in variants}
+    variants += [hybrid_record(v, by_name, out, qrels, tuning)
+                 for v in spec.variants if v.kind == "hybrid"]
     if server:
         from .service_latency import measure_service
         e2e = measure_service(server, q_texts[:spec.latency_queries],
-                              [v["name"] for v in variants if v["kind"] != "bm25"])
+                              [v["name"] for v in variants if v["kind"] not in ("bm25", "hybrid")])
         for rec in variants:
             got = e2e.get(rec["name"]) or {}
             rec["latency"]["end_to_end"] = got if "p50_ms" in got else None
@@ -162,7 +181,9 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
         "versions": versions(), "hardware": {**hardware(), "threads_used": threads},
         "corpus": {"path": str(corpus_dir), "name": str(corpus), "split": split,
                    "documents": len(doc_ids), "queries": len(qids),
-                   "judgements": sum(len(d) for d in qrels.values())},
+                   "judgements": sum(len(d) for d in qrels.values()),
+                   "language": spec.language or "en"},
+        "lexical": {"analyzer": analyzer},
         "spec": spec.to_dict(), "baseline": spec.baseline, "metrics_list": M.METRICS,
         "headline": M.HEADLINE, "variants": variants,
         "significance": {"test": spec.stat_test, "max_p": spec.max_p,

@@ -4,6 +4,7 @@
 name: minilm_ranks
 baseline: full            # a variant name (after sweep expansion)
 attention_check: baseline # baseline | all | none: uniform-attention ablation + entropy
+language: ja              # en | ja | auto: BM25's analyzer (default en)
 index: {kind: flat}       # default index for every variant
 variants:
   - name: r
@@ -15,6 +16,8 @@ variants:
     seeds: [0, 1]
     sweep: fixed_budget   # fixed_heads (default) | fixed_budget: heads = qk_budget / rank
     qk_budget: 64
+  - name: hybrid          # fuses the runs of a dense variant and bm25 (evaluation/hybrid.py)
+    hybrid: {dense: full, lexical: bm25, fusion: rrf, k: 60, weights: [1, 1]}
 ```
 
 A list under ``rank`` expands into one variant per value, named ``{name}{rank}`` (or
@@ -34,6 +37,8 @@ import yaml
 
 from ranksearch.errors import ConfigError
 from ranksearch.typed import reject_unknown
+
+from .hybrid import HybridSource, check_references, parse_hybrid
 
 BM25_NAME = "bm25"
 ATTENTION_CHECKS = ("baseline", "all", "none")
@@ -81,8 +86,8 @@ class FolderSource:
 @dataclass
 class VariantSpec:
     name: str
-    kind: str                                  # "train" | "convert" | "folder" | "bm25"
-    source: TrainSource | ConvertSource | FolderSource | None
+    kind: str                                  # "train" | "convert" | "folder" | "bm25" | "hybrid"
+    source: TrainSource | ConvertSource | FolderSource | HybridSource | None
     index: dict = field(default_factory=lambda: {"kind": "flat"})
     seeds: list[int] = field(default_factory=lambda: [0])
 
@@ -114,6 +119,7 @@ class EvalSpec:
     latency_queries: int = 100
     top_k: int = 100
     max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
+    language: str | None = None         # en | ja | auto: BM25's analyzer (None: en)
 
     def variant(self, name: str) -> VariantSpec:
         for v in self.variants:
@@ -126,12 +132,14 @@ class EvalSpec:
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
                 "top_k": self.top_k, "max_seq_length": self.max_seq_length,
+                "language": self.language,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
 _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
-             "stat_test", "latency_queries", "top_k", "max_seq_length"]
-_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget"]
+             "stat_test", "latency_queries", "top_k", "max_seq_length", "language"]
+_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
+                 "hybrid"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
 
 
@@ -169,9 +177,17 @@ def _expand(raw: dict, where: str, default_index: dict) -> list[VariantSpec]:
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name", "is required (a non-empty string)")
     where = f"variants.{name}"
+    if "hybrid" in raw:
+        other = [k for k in raw if k not in ("name", "hybrid")]
+        if other:
+            raise ConfigError(f"{where}.{other[0]}", "a hybrid variant has only name and hybrid "
+                              "(it fuses the runs of other variants)")
+        return [VariantSpec(name, "hybrid", parse_hybrid(raw["hybrid"], f"{where}.hybrid"),
+                            {"kind": "fusion", "params": {}}, [0])]
     kinds = [k for k in _SOURCES if k in raw]
     if len(kinds) != 1:
-        raise ConfigError(where, f"needs exactly one of train / convert / folder, got {kinds or 'none'}")
+        raise ConfigError(where, f"needs exactly one of train / convert / folder / hybrid, "
+                          f"got {kinds or 'none'}")
     kind = kinds[0]
     body = raw[kind]
     index = _check_index(raw.get("index", default_index), f"{where}.index")
@@ -237,12 +253,19 @@ def parse_spec(data: Any) -> EvalSpec:
     stat = data.get("stat_test", "student")
     if stat not in ("student", "fisher", "Tukey"):
         raise ConfigError("stat_test", f"must be student, fisher or Tukey, got {stat!r}")
+    language = data.get("language")
+    if language is not None:
+        from ranksearch.analysis import language_analyzer
+        language_analyzer(language)  # ConfigError naming 'language' when unknown
     variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
+    top_k = int(data.get("top_k", 100))
+    check_references(variants, top_k)
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
-                    top_k=int(data.get("top_k", 100)),
-                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"))
+                    top_k=top_k,
+                    max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
+                    language=language)
 
 
 def load_spec(path: Path | str) -> EvalSpec:

@@ -120,3 +120,22 @@ def _mark_html(sig: dict) -> str:
     cls = {"up": "up", "down": "down"}.get(sig["direction"])
     arrow = _ARROWS[sig["direction"]]
     return f"<span class='{cls}'>{arrow}</span>" if cls else arrow
+
+
+def hybrid_text(results: dict) -> list[str]:
+    """The hybrid table as plain-text lines (terminal, issue notes); [] without hybrids."""
+    found = hybrids(results)
+    if not found:
+        return []
+    lines = [f"{'hybrid':<14} {'fuses':<14} {'parameters':<22} {'from':<6} "
+             + "  ".join(f"{m:>8} {'vs dense (p)':>20} {'vs lexical (p)':>20}" for m in PLOT_METRICS)]
+    for h in found:
+        f = h["fusion"]
+        cells = []
+        for m in PLOT_METRICS:
+            vs = [_versus(results, h, role, m) for role in ("dense", "lexical")]
+            cells.append(f"{h['metrics'][m]:>8.4f} " + " ".join(
+                f"{s['delta']:>+8.4f} {_mark(s)} ({s['p_value']:.2g})".rjust(20) for s in vs))
+        lines.append(f"{h['name']:<14} {f['components']['dense'] + '+' + f['components']['lexical']:<14} "
+                     f"{_params(f):<22} {(f['fitted_on'] or {}).get('split', 'spec'):<6} " + "  ".join(cells))
+    return lines

@@ -147,6 +147,9 @@ def summary_text(results: dict) -> str:
                      f"{r['recall@1']:>6.3f} {r['recall@10']:>6.3f} {r['recall@100']:>6.3f} "
                      f"{mark:>4} {p:>7} {(dps or 0):>7.0f} {qenc:>16} "
                      f"{sr['p50_ms']:>8.2f}/{sr['p95_ms']:<8.2f} {flops:>9.4f}")
+    from .hybrid_report import hybrid_text
+
+    lines += hybrid_text(results)
     rec = results.get("recommendation") or {}
     if rec.get("name"):
         lines.append(f"recommendation: {rec['name']} (best: {rec['best']}); rule: {rec['rule']}")

@@ -143,6 +143,14 @@ def test_report_shows_dense_lexical_and_hybrid_in_both_languages(hybrid_results)
         assert 'id="plot-hybrid"' in page and 'id="hybrid"' in page
         assert "[[" not in page
     assert "train で当てはめ" in ja
+    from ranksearch.evaluation.strings import STRINGS
+    for key, en_text in STRINGS["en"].items():  # no English phrase leaked into the ja page
+        if len(en_text) > 12 and "{" not in en_text and en_text != STRINGS["ja"][key]:
+            assert en_text not in ja, key
+    from ranksearch.evaluation.results import load_results, summary_text
+    text = summary_text(load_results(out))
+    assert "vs dense (p)" in text and any(l.startswith("tuned ") and " train " in l
+                                          for l in text.splitlines())
 
 
 def test_weighted_rrf_follows_the_formula_and_keeps_queries_one_run_missed():

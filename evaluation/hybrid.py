@@ -35,7 +35,7 @@ from __future__ import annotations
 import difflib
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -312,7 +312,9 @@ def hybrid_record(v, components: dict[str, dict], out: Path, qrels: dict,
     dc, lc = dense["cost"], lexical["cost"]
     cost = {**dc, "index_bytes": (dc.get("index_bytes") or 0) + (lc.get("index_bytes") or 0),
             "note": "the dense variant's encoder plus both indexes"}
-    fusion = {**asdict(src), "params": params, "tuned": src.tune, "fitted_on": fitted_on,
+    # params: the values used (fitted ones when tuned); the spec's own are under "spec"
+    fusion = {"fusion": src.fusion, "norm": src.norm if src.fusion == "weighted" else None,
+              "depth": src.depth, "params": params, "tuned": src.tune, "fitted_on": fitted_on,
               "components": {"dense": src.dense, "lexical": src.lexical},
               "component_run": "first seed of each component"}
     seed = {"seed": 0, "run_file": str(run_file.relative_to(Path(out))),

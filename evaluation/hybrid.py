@@ -270,8 +270,8 @@ def train_run_path(runs_dir: Path, run_file: str | Path) -> Path:
 
 
 def _sum_ms(a: dict | None, b: dict | None) -> dict:
-    """Per-query latency of running both retrievers one after the other (the p95 of a sum
-    is at most the sum of the p95s: an upper estimate)."""
+    """Per-query latency of running both retrievers one after the other, estimated by
+    adding their percentiles (they were timed apart)."""
     a, b = a or {}, b or {}
     out = {}
     for key in ("p50_ms", "p95_ms", "mean_ms"):

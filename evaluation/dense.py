@@ -34,7 +34,7 @@ def overlap(found: list[list[str]], exact: list[list[str]]) -> float:
 
 def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], qids: list[str],
               q_texts: list[str], top_k: int, latency_queries: int, name: str) -> dict:
-    from ranksearch.indexer import Document, Indexer, IndexSpec, VariantSpec
+    from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, VariantSpec
 
     t0 = time.perf_counter()
     doc_vecs = embedder.encode(doc_texts, batch_size=64, show_progress=True, role="document")  # (n, dim)
@@ -42,7 +42,9 @@ def run_dense(embedder, index: dict, doc_ids: list[str], doc_texts: list[str], q
     q_vecs = embedder.encode(q_texts, batch_size=64, role="query")  # (q, dim)
 
     with tempfile.TemporaryDirectory(prefix="ranksearch-eval-") as tmp:
-        idx = Indexer(Path(tmp))
+        # this private index answers every evaluated query in one call (the default limit
+        # guards served requests; a corpus may have more queries)
+        idx = Indexer(Path(tmp), IndexerConfig(max_queries=max(IndexerConfig.max_queries, len(qids))))
         idx.open()
         try:
             spec = VariantSpec(name=name, dim=embedder.dim,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 from pathlib import Path
 
+from .hybrid_report import hybrid_section
 from .metrics import HEADLINE
 from .page import Raw, esc, figure_png, fmt, img, page, table
 from .results import SMALL_SAMPLE_QUERIES, load_results, pareto, precision_delta, query_latency_ms, significance
@@ -52,7 +53,7 @@ def _families(results: dict) -> dict[str, list[dict]]:
     """Dense variants grouped by source kind (convert / train / folder) for rank plots."""
     fam: dict[str, list[dict]] = {}
     for v in results["variants"]:
-        if v["kind"] != "bm25" and _plot_rank(v) is not None:
+        if v["kind"] not in ("bm25", "hybrid") and _plot_rank(v) is not None:
             fam.setdefault(v["kind"], []).append(v)
     return {k: sorted(vs, key=_plot_rank) for k, vs in fam.items()}
 
@@ -285,6 +286,7 @@ def render_report(results: dict, lang: str = "en", roi: dict | None = None) -> s
     title = text(lang, "eval_title", corpus=corpus)
     rec = results.get("recommendation") or {}
     h2 = lambda k: f"<h2>{esc(text(lang, k))}</h2>"  # noqa: E731
+    hybrid_html = hybrid_section(results, lang)  # '' without hybrid variants
     if rec.get("name"):
         rec_html = text(lang, "recommend", name=esc(rec["name"]), ndcg=fmt(rec["ndcg@10"], 4),
                         best=esc(rec["best"]), best_ndcg=fmt(rec["best_ndcg@10"], 4))
@@ -301,6 +303,7 @@ def render_report(results: dict, lang: str = "en", roi: dict | None = None) -> s
             img(plot_quality_rank(results, lang), text(lang, "plot_quality_rank"), "plot-quality-rank"),
             img(plot_latency_rank(results, lang), text(lang, "plot_latency_rank"), "plot-latency-rank"),
             img(plot_pareto(results, lang), text(lang, "plot_pareto"), "plot-pareto"),
+            *([h2("section_hybrid"), hybrid_html] if hybrid_html else []),
             h2("section_significance"), _significance_table(results, lang),
             h2("section_roi"), _roi_section(results, roi, lang),
             h2("section_setup"), _setup_section(results, lang),

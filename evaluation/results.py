@@ -172,6 +172,9 @@ def summary_text(results: dict, lang: str = "en") -> str:
     n = results["corpus"].get("queries") or 0
     if n < SMALL_SAMPLE_QUERIES:
         lines.append(text(lang, "small_sample", n=n, minimum=SMALL_SAMPLE_QUERIES))
+    from .hybrid_report import hybrid_text
+
+    lines += hybrid_text(results)
     rec = results.get("recommendation") or {}
     if rec.get("name"):
         rule = text(lang, "recommend_rule", test=sig["test"], max_p=sig["max_p"])

@@ -2,8 +2,10 @@
 
 Flow per dense variant and seed: build/cached model -> encode corpus -> Indexer ->
 queries -> TREC run file; latency and cost measured in the same process; BM25 beside
-them; then metrics, paired significance against the baseline (and the best), the
-attention-use check, and results.json (the contract the report is rendered from).
+them; hybrid variants fuse those runs afterwards (evaluation/hybrid.py; a tuned one
+makes its components also answer the train queries, saved under runs/train/); then
+metrics, paired significance against the baseline (and the best), the attention-use
+check, and results.json (the contract the report is rendered from).
 """
 from __future__ import annotations
 
@@ -15,12 +17,14 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from ranksearch.analysis import language_analyzer
 from ranksearch.errors import InvalidArgument
 
 from . import metrics as M
 from .environment import git_revision, hardware, now, versions
 from .latency import peak_rss_bytes
 from .results import decide, write_csv
+from .hybrid import TuningSplit, hybrid_record, train_run_path, tuning_split
 from .spec import EvalSpec, VariantSpec
 
 #: queries used by the attention check (uniform ablation re-encodes the corpus)
@@ -97,7 +101,7 @@ def lexical_setting(spec: EvalSpec, corpus_dir: Path, override: str | None) -> d
 
 
 def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Path,
-                 check_attention: bool, analyzer: str) -> dict:
+                 check_attention: bool, analyzer: str, tuning: TuningSplit | None = None) -> dict:
     from ranksearch.encoder.embedder import load_encoder
 
     from .build import build_model
@@ -106,6 +110,9 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
     from .metrics import write_trec
 
     doc_ids, doc_texts, qids, q_texts, qrels = data
+    # a tuned hybrid needs this variant's run on the train queries too (after the
+    # evaluated ones, so latency is still measured on evaluated queries)
+    all_qids, all_texts = (qids + tuning.qids, q_texts + tuning.q_texts) if tuning else (qids, q_texts)
     seeds_out = []
     attention = None
     model_info = None
@@ -113,7 +120,7 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
         tag = v.name if len(v.seeds) == 1 else f"{v.name}.seed{seed}"
         t0 = time.perf_counter()
         if v.kind == "bm25":
-            res = run_bm25(doc_ids, doc_texts, qids, q_texts, spec.top_k, spec.latency_queries,
+            res = run_bm25(doc_ids, doc_texts, all_qids, all_texts, spec.top_k, spec.latency_queries,
                            analyzer)
             build = {"model_folder": None, "built_now": False, "build_seconds": 0.0}
         else:
@@ -125,10 +132,14 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             embedder = load_encoder(folder, precision=v.precision, device=spec.device)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
-            res = run_dense(embedder, v.index, doc_ids, doc_texts, qids, q_texts, spec.top_k,
+            res = run_dense(embedder, v.index, doc_ids, doc_texts, all_qids, all_texts, spec.top_k,
                             spec.latency_queries, v.name)
         run_file = runs_dir / f"{tag}.trec"
-        write_trec(res["run"], run_file, tag)
+        write_trec({q: res["run"][q] for q in qids}, run_file, tag)
+        if tuning:
+            train_file = train_run_path(runs_dir, run_file)
+            train_file.parent.mkdir(exist_ok=True)
+            write_trec({q: res["run"][q] for q in tuning.qids}, train_file, tag)
         scores = M.evaluate(qrels, M.read_trec(run_file))  # the saved file is the truth
         if v.kind != "bm25" and check_attention and attention is None:
             _stage(tag, "attention check (entropy, then the corpus again under uniform attention)", t0)
@@ -175,18 +186,24 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
     runs_dir.mkdir(parents=True, exist_ok=True)
     data = (doc_ids, doc_texts, qids, q_texts, qrels)
     lexical = lexical_setting(spec, corpus_dir, language)
+    tuning = tuning_split(spec.variants, corpus_dir, split, qids)
     variants = []
-    bar = tqdm(spec.variants, desc="variants", unit="variant")
+    retrievers = [v for v in spec.variants if v.kind != "hybrid"]
+    bar = tqdm(retrievers, desc="variants", unit="variant")
     for v in bar:
         bar.set_postfix_str(v.name)
         check = (spec.attention_check == "all" or
                  (spec.attention_check == "baseline" and v.name == spec.baseline))
+        extra = tuning if tuning and v.name in tuning.components else None
         variants.append(_run_variant(v, spec, corpus_dir, data, runs_dir, check,
-                                     lexical["analyzer"]))
+                                     lexical["analyzer"], extra))
+    by_name = {rec["name"]: rec for rec in variants}
+    variants += [hybrid_record(v, by_name, out, qrels, tuning)
+                 for v in spec.variants if v.kind == "hybrid"]
     if server:
         from .service_latency import measure_service
         e2e = measure_service(server, q_texts[:spec.latency_queries],
-                              [v["name"] for v in variants if v["kind"] != "bm25"])
+                              [v["name"] for v in variants if v["kind"] not in ("bm25", "hybrid")])
         for rec in variants:
             got = e2e.get(rec["name"]) or {}
             rec["latency"]["end_to_end"] = got if "p50_ms" in got else None

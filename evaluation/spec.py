@@ -17,6 +17,8 @@ variants:
     seeds: [0, 1]
     sweep: fixed_budget   # fixed_heads (default) | fixed_budget: heads = qk_budget / rank
     qk_budget: 64
+  - name: hybrid          # fuses the runs of a dense variant and bm25 (evaluation/hybrid.py)
+    hybrid: {dense: full, lexical: bm25, fusion: rrf, k: 60, weights: [1, 1]}
 ```
 
 A list under ``rank`` expands into one variant per value, named ``{name}{rank}`` (or
@@ -40,6 +42,8 @@ import yaml
 
 from ranksearch.errors import ConfigError
 from ranksearch.typed import reject_unknown
+
+from .hybrid import HybridSource, check_references, parse_hybrid
 
 BM25_NAME = "bm25"
 ATTENTION_CHECKS = ("baseline", "all", "none")
@@ -87,8 +91,8 @@ class FolderSource:
 @dataclass
 class VariantSpec:
     name: str
-    kind: str                                  # "train" | "convert" | "folder" | "bm25"
-    source: TrainSource | ConvertSource | FolderSource | None
+    kind: str                                  # "train" | "convert" | "folder" | "bm25" | "hybrid"
+    source: TrainSource | ConvertSource | FolderSource | HybridSource | None
     index: dict = field(default_factory=lambda: {"kind": "flat"})
     seeds: list[int] = field(default_factory=lambda: [0])
     precision: str = "fp32"
@@ -144,7 +148,7 @@ _TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p"
              "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device",
              "language"]
 _VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
-                 "precision"]
+                 "precision", "hybrid"]
 _SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
 
 
@@ -208,9 +212,17 @@ def _expand_ranks(raw: dict, where: str, default_index: dict) -> list[VariantSpe
     if not isinstance(name, str) or not name:
         raise ConfigError(f"{where}.name", "is required (a non-empty string)")
     where = f"variants.{name}"
+    if "hybrid" in raw:
+        other = [k for k in raw if k not in ("name", "hybrid")]
+        if other:
+            raise ConfigError(f"{where}.{other[0]}", "a hybrid variant has only name and hybrid "
+                              "(it fuses the runs of other variants)")
+        return [VariantSpec(name, "hybrid", parse_hybrid(raw["hybrid"], f"{where}.hybrid"),
+                            {"kind": "fusion", "params": {}}, [0])]
     kinds = [k for k in _SOURCES if k in raw]
     if len(kinds) != 1:
-        raise ConfigError(where, f"needs exactly one of train / convert / folder, got {kinds or 'none'}")
+        raise ConfigError(where, f"needs exactly one of train / convert / folder / hybrid, "
+                          f"got {kinds or 'none'}")
     kind = kinds[0]
     body = raw[kind]
     index = _check_index(raw.get("index", default_index), f"{where}.index")
@@ -287,10 +299,12 @@ def parse_spec(data: Any) -> EvalSpec:
         from ranksearch.analysis import language_analyzer
         language_analyzer(language)  # ConfigError naming 'language' when unknown
     variants.append(VariantSpec(BM25_NAME, "bm25", None, {"kind": "bm25", "params": {}}, [0]))
+    top_k = int(data.get("top_k", 100))
+    check_references(variants, top_k)
     return EvalSpec(name=str(data.get("name", "eval")), baseline=baseline, variants=variants,
                     attention_check=check, max_p=float(data.get("max_p", 0.05)), stat_test=stat,
                     latency_queries=int(data.get("latency_queries", 100)),
-                    top_k=int(data.get("top_k", 100)),
+                    top_k=top_k,
                     max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
                     device=device, language=language)
 

@@ -130,6 +130,21 @@ STRINGS: dict[str, dict[str, str]] = {
         "recommend_rule": "cheapest (FLOPs/token, then query latency p50) among variants whose "
                           "nDCG@10 is not significantly worse than the best ({test}, p < {max_p})",
         "footer": "Self-contained report: no external resources. ranksearch {version}.",
+        "section_hybrid": "Dense, lexical and hybrid retrieval",
+        "hybrid_intro": "Each hybrid variant fuses, per query, the run of a dense variant with "
+                        "the BM25 run (ranx rank fusion: RRF, or a weighted sum of normalised "
+                        "scores). Tuned variants fit their parameters on the train judgements "
+                        "and are scored here on the evaluated split.",
+        "plot_hybrid": "nDCG@10 and MRR@10: dense, lexical and hybrid (D/L: the hybrid against "
+                       "its dense/lexical run; ▲ better, ▼ worse, – not significant)",
+        "col_fuses": "Fuses", "col_fusion": "Fusion", "col_fusion_params": "Parameters",
+        "col_fitted_on": "Parameters from", "col_vs_dense": "vs dense",
+        "col_vs_lexical": "vs lexical",
+        "hybrid_from_spec": "the spec",
+        "hybrid_fitted": "fitted on {split} ({queries} queries, {metric} {score})",
+        "hybrid_legend": "Δ and p: the hybrid minus the run it fuses, paired ({test}); "
+                         "▲ significantly better, ▼ significantly worse (p < {max_p}); "
+                         "– not significant.",
     },
     "ja": {
         "eval_title": "ランク評価: {corpus}",
@@ -248,6 +263,22 @@ STRINGS: dict[str, dict[str, str]] = {
         "recommend_rule": "nDCG@10 が最良より有意に劣らないバリアントのうち最も安価なもの "
                           "(FLOPs/トークン、次にクエリレイテンシ p50 の順; {test}, p < {max_p})",
         "footer": "自己完結型レポート: 外部リソースなし。ranksearch {version}。",
+        "section_hybrid": "密ベクトル検索・語彙検索・ハイブリッド検索",
+        "hybrid_intro": "各ハイブリッドバリアントは、クエリごとに密ベクトルバリアントの結果と "
+                        "BM25 の結果を融合します (ranx によるランク融合: RRF、または正規化した"
+                        "スコアの重み付き和)。チューニングするバリアントは学習用 (train) の"
+                        "関連判定でパラメータを当てはめ、ここでは評価用の分割で採点しています。",
+        "plot_hybrid": "nDCG@10 と MRR@10: 密ベクトル・語彙・ハイブリッド (D/L: ハイブリッドと"
+                       "融合元の密ベクトル/語彙検索との比較。▲ 有意に良い、▼ 有意に悪い、"
+                       "– 有意差なし)",
+        "col_fuses": "融合元", "col_fusion": "融合方式", "col_fusion_params": "パラメータ",
+        "col_fitted_on": "パラメータの出所", "col_vs_dense": "密ベクトル検索との差",
+        "col_vs_lexical": "語彙検索との差",
+        "hybrid_from_spec": "spec の指定値",
+        "hybrid_fitted": "{split} で当てはめ (クエリ {queries} 件、{metric} {score})",
+        "hybrid_legend": "Δ と p: ハイブリッドから融合元の結果を引いた差と、対応のある検定 "
+                         "({test}) の p 値。▲ 有意に良い、▼ 有意に悪い (p < {max_p})、"
+                         "– 有意差なし。",
     },
 }
 

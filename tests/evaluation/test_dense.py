@@ -27,3 +27,18 @@ def test_exact_top_and_overlap():
     assert exact_top(vecs, q, 2, farthest=False).tolist() == [[0, 1]]
     assert exact_top(vecs, q, 1, farthest=True).tolist() == [[3]]
     assert overlap([["a", "b"]], [["b", "c"]]) == 0.5
+
+
+def test_more_queries_than_one_served_search_call_allows(tmp_path, tiny_corpus):
+    """A tuned hybrid makes the dense run answer test + train queries (stdlib: 1,855),
+    more than the indexer's default max_queries (1024): the harness's private index
+    answers them all."""
+    from ranksearch.indexer import IndexerConfig
+
+    emb = load_encoder(build_tiny_model(tmp_path / "model"))
+    docs = [json.loads(line) for line in (tiny_corpus / "corpus.jsonl").read_text().splitlines()]
+    n = IndexerConfig.max_queries + 1
+    qids, q_texts = [f"q{i}" for i in range(n)], [f"query {i % 7}" for i in range(n)]
+    res = run_dense(emb, {"kind": "flat"}, [d["_id"] for d in docs], [d["text"] for d in docs],
+                    qids, q_texts, top_k=5, latency_queries=2, name="f")
+    assert len(res["run"]) == n and all(len(res["run"][q]) == 5 for q in qids)

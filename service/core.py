@@ -145,7 +145,7 @@ class SearchCore:
                 embedder = self._load_encoder(path, precision=precision, device=self.device)
                 b = self.batching
                 batcher = MicroBatcher(
-                    lambda texts: embedder.encode(texts, batch_size=b.max_batch_texts),
+                    lambda texts, role: embedder.encode(texts, batch_size=b.max_batch_texts, role=role),
                     enabled=b.enabled, max_wait_ms=b.max_wait_ms,
                     max_batch_texts=b.max_batch_texts, max_batch_tokens=b.max_batch_tokens,
                     measure=getattr(embedder, "token_counts", estimate_tokens),

@@ -158,6 +158,44 @@ class Fuzzer:
     def Rebuild(self):
         return pb.RebuildRequest(collection=self.rng.choice(("", self.collection())))
 
+    # -- live experiments ------------------------------------------------------------------
+    def variant_name(self) -> str:
+        return self.rng.choice(("v", "v0", "v1", "w", "cand", "", self.text()))
+
+    def AddVariant(self):
+        r = self.rng
+        return pb.AddVariantRequest(collection=self.collection(write=True), variant=pb.VariantConfig(
+            name=self.variant_name(), model=r.choice(("", "default", self.text(), "/nonexistent")),
+            index=self.edge_index() if r.random() < 0.5 else self.index()))
+
+    def RemoveVariant(self):
+        return pb.RemoveVariantRequest(collection=self.collection(write=True), variant=self.variant_name())
+
+    def SetTraffic(self):
+        r = self.rng
+        return pb.SetTrafficRequest(collection=self.collection(write=True),
+                                    weights={self.variant_name(): r.choice(FLOATS) for _ in range(r.randrange(0, 3))})
+
+    def SetShadow(self):
+        return pb.SetShadowRequest(collection=self.collection(write=True), variant=self.variant_name(),
+                                   fraction=self.rng.choice(FLOATS))
+
+    def SetInterleave(self):
+        return pb.SetInterleaveRequest(collection=self.collection(write=True), variant_a=self.variant_name(),
+                                       variant_b=self.variant_name(), fraction=self.rng.choice(FLOATS))
+
+    def PromoteVariant(self):
+        return pb.PromoteVariantRequest(collection=self.collection(write=True), variant=self.variant_name())
+
+    def Feedback(self):
+        r = self.rng
+        return pb.FeedbackRequest(query_id=r.choice(("", "0" * 32, self.text())),
+                                  clicked_ids=[self.text() for _ in range(r.randrange(0, 3))],
+                                  dwell_ms=[r.choice(FLOATS) for _ in range(r.randrange(0, 3))])
+
+    def ExperimentReport(self):
+        return pb.ExperimentReportRequest(collection=self.collection(), since=self.rng.choice(FLOATS))
+
 
 METHODS = [m.name for m in pb.DESCRIPTOR.services_by_name["SearchService"].methods]
 WEIGHTS = {"CreateCollection": 4, "Upsert": 4, "Search": 4, "BatchSearch": 2, "Rebuild": 0.5, "Verify": 0.5}

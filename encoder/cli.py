@@ -140,6 +140,9 @@ def _register_embed(subparsers) -> None:
     p.add_argument("--device", default="cpu", choices=("cpu", "cuda"), help="where to encode (default cpu)")
     p.add_argument("--strict", action="store_true",
                    help="refuse bf16 where the CPU lacks it instead of falling back to fp32")
+    p.add_argument("--role", choices=("document", "query"), default="document",
+                   help="encode as documents (default) or as queries: the model's prompt for that "
+                        "role is prepended (E5: 'passage: ' / 'query: ')")
     p.set_defaults(func=_embed)
 
 
@@ -152,7 +155,7 @@ def _embed(args) -> int:
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     emb = load_encoder(args.model, device=args.device, precision=args.precision, strict=args.strict)
     print(f"precision {emb.precision} ({emb.engine}, {emb.device})", file=sys.stderr)
-    for text, vector in zip(texts, emb.encode(texts)):
+    for text, vector in zip(texts, emb.encode(texts, role=args.role)):
         print(json.dumps({"text": text, "vector": [round(float(x), 7) for x in vector]},
                          ensure_ascii=False))
     return 0

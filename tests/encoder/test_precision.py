@@ -72,7 +72,8 @@ def test_exported_graph_equals_eager(overrides):
 def test_onnxruntime_embedder_equals_torch_embedder(converted, sentences):
     ort, eager = load_encoder(converted), load_encoder(converted, engine="torch")
     assert (ort.engine, eager.engine) == ("onnxruntime", "torch")
-    np.testing.assert_allclose(ort.encode(sentences), eager.encode(sentences), atol=2e-5)
+    np.testing.assert_allclose(ort.encode(sentences, role="document"),
+                               eager.encode(sentences, role="document"), atol=2e-5)
     assert ort.describe()["engine"] == "onnxruntime"
 
 
@@ -100,11 +101,11 @@ def test_bf16_within_tolerance_of_fp32_on_the_reference_path():
 
 def test_bf16_and_int8_embedders_stay_close_to_fp32(converted, monkeypatch, sentences):
     monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)  # bf16 is emulated where absent
-    fp32 = load_encoder(converted).encode(sentences)
+    fp32 = load_encoder(converted).encode(sentences, role="document")
     for precision, floor in (("bf16", 0.99), ("int8", 0.95)):
         emb = load_encoder(converted, precision=precision)
         assert emb.precision == precision
-        vecs = emb.encode(sentences)
+        vecs = emb.encode(sentences, role="document")
         assert vecs.dtype == np.float32
         np.testing.assert_allclose(np.linalg.norm(vecs, axis=1), 1.0, atol=1e-4)
         assert float((vecs * fp32).sum(1).min()) > floor, precision
@@ -121,7 +122,8 @@ def test_cuda_without_a_gpu_is_a_clear_error():
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 @pytest.mark.parametrize("precision", ["fp32", "bf16"])
 def test_cuda_encodes_like_cpu(converted, sentences, precision):
-    cpu = load_encoder(converted).encode(sentences)
+    cpu = load_encoder(converted).encode(sentences, role="document")
     gpu = load_encoder(converted, device="cuda", precision=precision)
     assert gpu.engine == "torch" and gpu.device == "cuda"
-    assert float((gpu.encode(sentences) * cpu).sum(1).min()) > (0.9999 if precision == "fp32" else 0.99)
+    agreement = float((gpu.encode(sentences, role="document") * cpu).sum(1).min())
+    assert agreement > (0.9999 if precision == "fp32" else 0.99)

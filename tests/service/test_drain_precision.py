@@ -31,10 +31,10 @@ def _slow_passes(server, seconds: float):
     _, batcher = server.server.core.encoder("default")
     real, passes = batcher._encode, []
 
-    def slow(texts):
+    def slow(texts, **role):
         passes.append(list(texts))
         time.sleep(seconds)
-        return real(texts)
+        return real(texts, **role)
 
     batcher._encode = slow
     return passes

@@ -20,6 +20,7 @@ mean-pooled, normalised vectors against the fp32 BertModel's.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import os
 import tempfile
@@ -62,6 +63,7 @@ def bert_ort(bert, threads: int, int8: bool):
 
     buf = io.BytesIO()
     ids = torch.ones(2, 8, dtype=torch.long)
+    bert = copy.deepcopy(bert)  # exporting changes the traced module: keep the measured one intact
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         torch.onnx.export(_Bert(bert), (ids, ids), buf, input_names=["input_ids", "attention_mask"],

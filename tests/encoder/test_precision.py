@@ -72,7 +72,7 @@ def test_exported_graph_equals_eager(overrides):
 
 
 def test_onnxruntime_embedder_equals_torch_embedder(converted, sentences):
-    ort, eager = load_encoder(converted), load_encoder(converted, engine="torch")
+    ort, eager = load_encoder(converted, engine="onnxruntime"), load_encoder(converted)
     assert (ort.engine, eager.engine) == ("onnxruntime", "torch")
     np.testing.assert_allclose(ort.encode(sentences), eager.encode(sentences), atol=2e-5)
     assert ort.describe()["engine"] == "onnxruntime"

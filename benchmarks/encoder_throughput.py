@@ -12,7 +12,8 @@ plus mean pooling on the same token ids; tokenisation is identical for both and 
     .venv/bin/python benchmarks/encoder_throughput.py --anchors  # engines x precisions
 
 Rows "ranked r=R" are eager PyTorch (padded SDPA: q/k zero-padded to the value width
-for the fused kernel); rows "ort r=R" are the served fp32 path (ONNX Runtime, scores
+for the fused kernel; the served fp32 path); rows "ort r=R" are the exported graph
+(ONNX Runtime, the int8 engine and engine="onnxruntime"; scores
 computed at width R). --anchors runs benchmarks/anchors.py: the real all-MiniLM-L6-v2
 weights through every engine and precision, with the minimum cosine against fp32.
 """
@@ -126,7 +127,7 @@ def main() -> None:
         model = RankedEncoder(cfg).eval()
         configs[f"ranked r={r}"] = configs[f"ort r={r}"] = cfg
         runners[f"ranked r={r}"] = make_runner("ranked", model)
-        # the served fp32 path: exported graph, attention scored at the true rank width
+        # the exported graph (int8's engine, engine="onnxruntime"): scores at the true rank width
         runners[f"ort r={r}"] = make_runner("ranked", OrtEncoder(model, threads=args.threads))
 
     gen = torch.Generator().manual_seed(0)

@@ -134,9 +134,10 @@ def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32
 
     ``precision``: fp32 | bf16 | int8 (precision.py); bf16 on a CPU without native bf16
     falls back to fp32 with a WARNING (``strict=True`` raises ConfigError instead).
-    ``engine``: "auto" serves a ranked encoder at fp32/int8 on CPU through ONNX Runtime
-    and everything else through PyTorch; "torch" forces eager PyTorch (fp32/bf16),
-    "onnxruntime" requires ONNX Runtime."""
+    ``engine``: "auto" runs int8 through ONNX Runtime and everything else through
+    PyTorch (whose padded-batch path amortises micro-batches: measured in the service,
+    ONNX Runtime fp32 gained nothing from batching); "torch" forces eager PyTorch
+    (fp32/bf16); "onnxruntime" serves a ranked encoder at fp32 through ONNX Runtime."""
     if engine not in ("auto", "torch", "onnxruntime"):
         raise InvalidArgument("engine", f"must be auto, torch or onnxruntime, got {engine!r}")
     effective = precisions.resolve(precision, device, strict=strict)
@@ -144,8 +145,7 @@ def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32
     model = load_sentence_transformer(folder, device=device)
     first = model[0]
     ranked = isinstance(first, RankedEncoderModule)
-    use_ort = (effective == "int8" or engine == "onnxruntime"
-               or (engine == "auto" and effective == "fp32" and device == "cpu" and ranked))
+    use_ort = effective == "int8" or engine == "onnxruntime"
     if use_ort:
         if not ranked or device != "cpu" or effective == "bf16":
             raise InvalidArgument("precision", f"{effective} through ONNX Runtime needs a "

@@ -3,9 +3,9 @@
 Three precisions, one meaning everywhere (service variants, harness specs,
 ``ranksearch embed``):
 
-- ``fp32``: float32 end to end. On CPU the ranked encoder runs through ONNX Runtime
-  (see onnx_engine.py), which fuses LayerNorm, GELU and bias adds that eager PyTorch
-  runs as separate kernels.
+- ``fp32``: float32 end to end, eager PyTorch (ONNX Runtime on request: engine
+  "onnxruntime", see onnx_engine.py; as fast on whole batches, but it gained nothing
+  from the service's micro-batching where PyTorch's padded-batch path does).
 - ``bf16``: matrix products in bfloat16 (``torch.autocast``), LayerNorm, softmax and
   pooling in float32. Only fast where the CPU multiplies bf16 natively (AVX-512 BF16
   or AMX); elsewhere bf16 is emulated and slower than fp32, so it is never used

@@ -21,7 +21,7 @@ def test_variant_precision_is_validated_stored_and_reported(make_server, monkeyp
     assert [(v.name, v.precision) for v in info.variants] == [("a", "fp32"), ("b", "bf16")]
     stats = {v.name: v for v in client.stats("c").collections[0].variants}
     assert (stats["b"].precision, stats["b"].effective_precision) == ("bf16", "fp32")  # fell back
-    assert stats["a"].engine == "onnxruntime" and stats["b"].model == stats["a"].model
+    assert stats["a"].engine == "torch" and stats["b"].model == stats["a"].model
     assert client.list_collections().collections[0].variants[1].precision == "bf16"
 
 

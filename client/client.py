@@ -97,10 +97,12 @@ def _field_of(error: grpc.RpcError) -> str:
 
 
 def _check_k(k: int) -> None:
-    # on the wire k = 0 means "unset" (the server's default, 10): a caller who asks
-    # for 0 hits would silently get 10
-    if k < 1:
-        raise ValueError(f"k must be at least 1, got {k}")
+    """On the wire k = 0 means "unset" (the server's default, 10): a caller who asks
+    for 0 hits would silently get 10, so 0 is refused here, as the server refuses
+    other values below 1 (it also knows the upper limit, limits.max_k)."""
+    if k == 0:
+        raise RpcFailed(grpc.StatusCode.INVALID_ARGUMENT,
+                        "k: must be at least 1, got 0 (0 would mean the server's default)", "k")
 
 
 def _read(value: str | Path | bytes | None) -> bytes | None:

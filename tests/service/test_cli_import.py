@@ -8,6 +8,7 @@ import json
 import pytest
 
 from ranksearch.cli import main
+from ranksearch.client import RpcFailed
 
 
 def _run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -100,8 +101,10 @@ def test_k_zero_is_an_error_and_drop_needs_yes(server, capsys):
     with pytest.raises(SystemExit):
         main(["query", "x", "--k", "0", "--server", server.address])
     assert "--k: must be at least 1, got 0" in capsys.readouterr().err
-    with pytest.raises(ValueError, match="k must be at least 1"):
+    with pytest.raises(RpcFailed) as err:  # not sent: on the wire 0 means "the default, 10"
         server.client().search("x", collection="docs", k=0)
+    assert (err.value.code.name, err.value.field) == ("INVALID_ARGUMENT", "k")
+    assert server.server.access.counts.get("Search", 0) == 0
     code, _, err = _run(capsys, "collections", "--drop", "docs", "--server", server.address)
     assert code == 2 and "--yes" in err
     assert [c.name for c in server.client().list_collections().collections] == ["docs"]

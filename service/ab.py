@@ -93,7 +93,16 @@ class LiveExperiments:
 
     # ------------------------------------------------------------ variants
 
+    def _live_variants(self, action: str) -> None:
+        """Adding, removing and promoting variants on a live collection need a store
+        that can change a collection's variants (the embedded store)."""
+        needed = ("add_variant", "remove_variant", "set_default_variant", "set_partial")
+        if not all(hasattr(self.core.indexer, name) for name in needed):
+            raise FailedPrecondition("collection", f"{action} needs the embedded store; this server's "
+                                     "store cannot change a collection's variants")
+
     def add_variant(self, collection: str, request: VariantRequest, who: str) -> Any:
+        self._live_variants("AddVariant")
         info = self.core.collection(collection)
         spec = self.core.variant_spec(request, "variant", {v.name for v in info.variants})
         with self._lock:
@@ -143,6 +152,7 @@ class LiveExperiments:
         return "ready" if (collection, variant) not in self.core.not_ready else "building"
 
     def remove_variant(self, collection: str, variant: str, who: str) -> None:
+        self._live_variants("RemoveVariant")
         info = self.core.collection(collection)
         self.core.variant(info, variant, "name")
         with self._lock:
@@ -214,6 +224,7 @@ class LiveExperiments:
         """Make ``variant`` the default and send it all split traffic, atomically:
         a search that already chose the old variant finishes on it. Returns the old
         default (promoting it again is the rollback)."""
+        self._live_variants("PromoteVariant")
         info = self.core.collection(collection)
         self._ready_variant(info, variant, "variant")
         with self._lock:

@@ -46,6 +46,14 @@ def test_service_end_to_end_over_milvus(make_server, milvus_lite):
     with pytest.raises(RpcFailed) as info:
         client.search("x", filter={"kind": "a\x01b"})
     assert info.value.code.name == "INVALID_ARGUMENT" and info.value.field == "filter.kind"
+    # live variant changes need the embedded store: a clear refusal, never INTERNAL
+    from ranksearch.client import Variant
+    for call in (lambda: client.add_variant("docs", Variant(name="cand")),
+                 lambda: client.promote_variant("docs", "default"),
+                 lambda: client.remove_variant("docs", "default")):
+        with pytest.raises(RpcFailed) as info:
+            call()
+        assert info.value.code.name == "FAILED_PRECONDITION" and "embedded store" in info.value.message
 
 
 def test_a_second_store_on_the_same_milvus_sees_collections_and_writes(milvus_lite):

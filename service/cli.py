@@ -310,8 +310,14 @@ def _stats(args) -> int:
 def _collections(args) -> int:
     with _client(args) as client:
         if args.create:
-            info = client.create_collection(args.create)
-            print(f"created {info.name} (variant {info.default_variant})")
+            from ranksearch.client import Variant
+
+            variants = [Variant(name="default", model=args.model, precision=args.precision)] \
+                if args.model or args.precision != "fp32" else []
+            info = client.create_collection(args.create, variants, language=args.language,
+                                            default_mode=args.default_mode)
+            print(f"created {info.name} (variant {info.default_variant}, "
+                  f"analyzer {info.lexical.analyzer or 'auto'})")
             return 0
         if args.drop:
             if not args.yes:
@@ -450,7 +456,17 @@ def register(sub) -> None:
     p.set_defaults(func=_stats)
 
     p = sub.add_parser("collections", help="list (or --create / --drop) collections")
-    p.add_argument("--create", metavar="NAME", help="create with the server's defaults")
+    p.add_argument("--create", metavar="NAME", help="create a collection (server's default encoder "
+                   "and index unless --model / --precision)")
+    p.add_argument("--model", default="", help="--create: encoder model folder under <data_dir>/models "
+                   "(e.g. multilingual), default: the server's default model")
+    p.add_argument("--precision", choices=("fp32", "bf16", "int8"), default="fp32",
+                   help="--create: encoding precision (default fp32; see docs/PERFORMANCE.md)")
+    p.add_argument("--language", choices=("auto", "en", "ja"), default="auto",
+                   help="--create: lexical analysis of the BM25 index: ja (SudachiPy), en, or auto "
+                        "per document (default)")
+    p.add_argument("--default-mode", choices=("nearest", "lexical", "hybrid"), default="nearest",
+                   help="--create: mode of searches that name none (default nearest = dense)")
     p.add_argument("--drop", metavar="NAME", help="delete a collection and its documents (needs --yes)")
     p.add_argument("--yes", action="store_true", help="confirm --drop")
     _client_options(p)

@@ -133,3 +133,18 @@ def test_serve_exits_non_zero_when_start_up_fails(make_server, tmp_path):
     logs = [json.loads(line) for line in proc.stderr.splitlines() if line.startswith("{")]
     assert [e["msg"] for e in logs if e["level"] == "ERROR"][-1] == "exiting: start-up failed"
     assert running.client().health() == "SERVING"
+
+
+def test_collections_create_sets_language_mode_and_model(server, capsys):
+    s = ("--server", server.address)
+    code, out, _ = _run(capsys, "collections", "--create", "faq-ja", "--language", "ja",
+                        "--default-mode", "hybrid", "--model", "default", *s)
+    assert code == 0 and "analyzer ja" in out
+    info, = [c for c in server.client().list_collections().collections if c.name == "faq-ja"]
+    assert info.lexical.analyzer == "ja" and info.variants[0].model == "default"
+    server.client().upsert("faq-ja", [{"id": "pw", "text": "パスワードを忘れた場合は再設定してください"},
+                                      {"id": "vpn", "text": "VPNに接続できない場合の対処"}])
+    code, out, _ = _run(capsys, "query", "パスワード 再設定", "--collection", "faq-ja", "--mode", "lexical", *s)
+    assert code == 0 and out.splitlines()[1].split()[2] == "pw"
+    code, _, err = _run(capsys, "collections", "--create", "x", "--model", "no-such-model", *s)
+    assert code == 1 and "NOT_FOUND" in err and "variants[0].model" in err

@@ -44,7 +44,7 @@ def test_client_commands(server, capsys, tmp_path):
     assert _run(capsys, "delete", "sort", "--collection", "docs", *s)[1] == "deleted 1\n"
     code, out, _ = _run(capsys, "stats", *s)
     assert json.loads(out)["collections"][0]["documents"] == 3  # a number, not a string
-    assert _run(capsys, "collections", "--create", "more", *s)[1] == "created more (variant default)\n"
+    assert _run(capsys, "collections", "--create", "more", *s)[1] == "created more (variant default, analyzer auto)\n"
     code, out, _ = _run(capsys, "collections", *s)
     assert out.splitlines() == ["docs (default): 3 documents; variants: default[flat, dim 32]",
                                 "more: 0 documents; variants: default[flat, dim 32]"]

@@ -81,7 +81,7 @@ class LiveExperiments:
                 continue
             if b["state"] == "building":
                 self.core.indexer.set_partial(collection, variant, True)
-                self._start_builder(collection, variant, after_seq=0)
+                self._start_builder(collection, variant, after_seq=b["after_seq"])
             elif b["state"] == "failed":
                 self.core.not_ready[(collection, variant)] = f"its build failed: {b['error']}"
 
@@ -107,6 +107,7 @@ class LiveExperiments:
         spec = self.core.variant_spec(request, "variant", {v.name for v in info.variants})
         with self._lock:
             self.core.indexer.add_variant(info.name, spec, partial=True)
+            # out of traffic before refresh() makes it visible to searches
             self.core.not_ready[(info.name, spec.name)] = "it is being built"
             self.log.set_build(info.name, spec.name, state="building", done=0,
                                total=info.documents, after_seq=0)

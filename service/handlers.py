@@ -239,6 +239,7 @@ class SearchServicer:
     @_rpc
     def Stats(self, request, context):
         collections = []
+        builds = self.live.log.builds()  # one read for every collection: {(collection, variant): ...}
         for c in self.core.stats(request.collection):
             variants = [pb.VariantStats(
                 name=v["name"], index_kind=v["index_kind"], index_size=v["index_size"], dim=v["dim"],
@@ -251,9 +252,8 @@ class SearchServicer:
             lex = c.get("lexical") or {}
             state = "ready" if lex.get("ready", True) else \
                 f"backfilling: {lex.get('documents', 0)} of {c['documents']} documents"
-            builds = self.live.builds(c["name"])
             for v in variants:
-                b = builds.get(v.name)
+                b = builds.get((c["name"], v.name))
                 if b:
                     v.build_state, v.build_done, v.build_total = b["state"], b["done"], b["total"]
                 v.not_ready = self.core.not_ready.get((c["name"], v.name), "")

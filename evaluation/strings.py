@@ -145,6 +145,25 @@ STRINGS: dict[str, dict[str, str]] = {
         "hybrid_legend": "Δ and p: the hybrid minus the run it fuses, paired ({test}); "
                          "▲ significantly better, ▼ significantly worse (p < {max_p}); "
                          "– not significant.",
+        # live-experiment readout (ranksearch ab report); *_head: columns split on '|'
+        "ab_title": "Live experiment: {collection}",
+        "ab_state": "Default variant: {default}. Split weights: {weights}. Settings: {settings}.",
+        "ab_split": "Split traffic (per answering variant)",
+        "ab_split_head": "variant|impressions|CTR|abandonment|MRR of clicks|p vs default",
+        "ab_inter": "Interleaving (team draft)",
+        "ab_inter_head": "A|B|impressions|A wins|B wins|ties|preference for A|95% CI|p (sign test)",
+        "ab_inter_note": "A tie includes impressions without a click. The sign test compares "
+                         "A wins with B wins (exact binomial, p = 0.5); p < 0.05 means users "
+                         "prefer one side.",
+        "ab_shadow": "Shadow comparisons",
+        "ab_shadow_head": "primary|shadow|requests|overlap@k|Kendall tau|primary p50/p95 ms|shadow p50/p95 ms",
+        "ab_shadow_counts": "Shadow searches: {done} done, {dropped} dropped (queue full), {failed} failed.",
+        "ab_builds": "Variant builds",
+        "ab_builds_head": "variant|state|documents|of|error",
+        "ab_audit": "Audit log (newest first)",
+        "ab_audit_head": "time (UTC)|who|action|details",
+        "ab_none": "none yet",
+        "ab_small": "Fewer than 100 decided impressions: treat the preference as preliminary.",
     },
     "ja": {
         "eval_title": "ランク評価: {corpus}",
@@ -279,6 +298,25 @@ STRINGS: dict[str, dict[str, str]] = {
         "hybrid_legend": "Δ と p: ハイブリッドから融合元の結果を引いた差と、対応のある検定 "
                          "({test}) の p 値。▲ 有意に良い、▼ 有意に悪い (p < {max_p})、"
                          "– 有意差なし。",
+        # live-experiment readout (ranksearch ab report)
+        "ab_title": "ライブ実験: {collection}",
+        "ab_state": "既定のバリアント: {default}。トラフィック配分: {weights}。設定: {settings}。",
+        "ab_split": "トラフィック分割(応答したバリアント別)",
+        "ab_split_head": "バリアント|表示回数|クリック率|離脱率|クリックのMRR|既定とのp値",
+        "ab_inter": "インターリービング(チームドラフト)",
+        "ab_inter_head": "A|B|表示回数|Aの勝ち|Bの勝ち|引き分け|Aが選ばれる割合|95%信頼区間|p値(符号検定)",
+        "ab_inter_note": "引き分けにはクリックのない表示を含みます。符号検定はAの勝ちとBの勝ちを"
+                         "比較します(二項検定、p = 0.5)。p < 0.05 ならユーザーはどちらかを"
+                         "好んでいます。",
+        "ab_shadow": "シャドー比較",
+        "ab_shadow_head": "本番|シャドー|リクエスト数|overlap@k|ケンドールのτ|本番 p50/p95 ms|シャドー p50/p95 ms",
+        "ab_shadow_counts": "シャドー検索: 完了 {done}、破棄 {dropped}(キュー満杯)、失敗 {failed}。",
+        "ab_builds": "バリアントの構築",
+        "ab_builds_head": "バリアント|状態|文書数|全体|エラー",
+        "ab_audit": "監査ログ(新しい順)",
+        "ab_audit_head": "時刻 (UTC)|実行者|操作|詳細",
+        "ab_none": "まだありません",
+        "ab_small": "判定のついた表示が100件未満です。好みの判定は暫定的なものとして扱ってください。",
     },
 }
 
@@ -292,3 +330,8 @@ def text(lang: str, key: str, **fmt) -> str:
     if template is None:
         return MISSING.format(key=key)
     return template.format(**fmt) if fmt else template
+
+
+def columns(lang: str, key: str) -> list[str]:
+    """A table header stored as one phrase, columns separated by ``|``."""
+    return text(lang, key).split("|")

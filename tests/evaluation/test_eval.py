@@ -105,6 +105,8 @@ def test_report_rerenders_in_japanese_without_untranslated_keys(eval_results):
 def test_string_tables_have_the_same_keys():
     assert set(STRINGS["en"]) == set(STRINGS["ja"])
     assert all(v.strip() for table in STRINGS.values() for v in table.values())
+    for key in (k for k in STRINGS["en"] if k.endswith("_head")):  # table headers: same columns
+        assert STRINGS["en"][key].count("|") == STRINGS["ja"][key].count("|"), key
 
 
 def test_report_is_self_contained(eval_results):

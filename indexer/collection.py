@@ -19,28 +19,17 @@ Locks
   search knobs travel per call). The write side covers only a COMMIT (its fsync)
   and the in-memory apply, and the swap of a rebuilt index -- never a batch's
   inserts, never encoding, never an index being built. Another collection's lock is
-  another object: nothing done to this collection blocks its searches.
+  another object: nothing done to this collection blocks the searches of another.
 - A call that waited for the writer while its collection was deleted, taken out of
   service or closed raises ``Retired``; the indexer resolves the name again.
 
-Maintenance
------------
-Training an IVF index, retraining one whose data outgrew its nlist, compacting an
-HNSW graph full of tombstones and rebuilding one that grew hnsw_rebuild_growth times
-insert by insert rebuild the variant's main index from its exact vectors. Up to
-inline_maintenance_max vectors this runs on the writer's thread (writes wait,
-searches go on). Above it, a background thread copies the vectors under the writer,
-builds and trains the new index holding no lock at all (writes and searches go on;
-the old index keeps answering), then takes the writer again, adds the vectors
-written meanwhile and drops the ones deleted meanwhile (ids are sequence numbers,
-so a set difference finds both), and swaps it in under the write lock. A rebuild
-that finds its collection retired or its variant replaced is discarded.
+Maintenance of the main indexes (training, retraining, compaction, one-pass
+rebuilds; inline or in a background thread): indexer/maintenance.py.
 """
 from __future__ import annotations
 
 import logging
 import threading
-import time
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Callable, Sequence
@@ -53,15 +42,15 @@ from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.documents import LiveDocuments
 from ranksearch.indexer.faiss_index import VariantIndex, check_spec
-from ranksearch.indexer.maintenance import BackgroundJobs, Progress
+from ranksearch.indexer.maintenance import BackgroundJobs, Maintenance, Progress
 from ranksearch.indexer.recovery import build_from_store, recover_variant
 from ranksearch.indexer.request import DENSE_MODES, LEXICAL_MODES, SearchDefaults, SearchRequest
 from ranksearch.indexer.rwlock import RWLock
 from ranksearch.indexer.search import run_search
-from ranksearch.indexer.snapshot import SnapshotError, SnapshotInfo, load_snapshot, serialize, snapshot_path, \
-    write_snapshot
+from ranksearch.indexer.snapshot import SnapshotInfo, serialize, snapshot_path, write_snapshot
 from ranksearch.indexer.store import Store
 from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
+from ranksearch.indexer.verify import verify_collection
 
 log = logging.getLogger("ranksearch.indexer")
 
@@ -102,8 +91,7 @@ class Collection:
         self.snapshots: dict[str, SnapshotInfo | None] = {}
         #: variants changed since their last snapshot
         self.dirty: set[str] = set()
-        #: variants whose main index a background thread is rebuilding -> why
-        self.maintaining: dict[str, str] = {}
+        self.maintenance = Maintenance(self)
         #: variants added to a live collection and still being filled: an upsert may
         #: leave their vector out (the background build adds it)
         self.partial: set[str] = set()
@@ -440,60 +428,9 @@ class Collection:
             self.dirty.update(indexes)
 
     def maintain(self) -> None:
-        """Rebuild the main index of every variant that needs it (see
-        VariantIndex.maintenance_reason): small ones now, large ones in a
-        background thread. Writer held."""
-        cfg = self.shared.config
-        for name, index in list(self.indexes.items()):
-            if name in self.maintaining:
-                continue
-            reason = index.maintenance_reason(cfg.tombstone_rebuild_ratio, cfg.hnsw_rebuild_growth,
-                                              cfg.hnsw_rebuild_min)
-            if reason is None:
-                continue
-            if index.count <= cfg.inline_maintenance_max:
-                log.info("%s/%s: %s", self.name, name, reason)
-                fresh = index.rebuilt()
-                with self.lock.write():
-                    self.indexes[name] = fresh
-                    self.dirty.add(name)
-                continue
-            self.maintaining[name] = reason
-            self.shared.jobs.started()
-            threading.Thread(target=self._maintain_in_background, args=(name, index),
-                             name=f"ranksearch-maintain-{self.name}/{name}", daemon=True).start()
-
-    def _still_current(self, name: str, index: VariantIndex) -> bool:
-        """Whether a background rebuild started from `index` may still be swapped in."""
-        return not self.retired and name in self.indexes and self.indexes[name].spec is index.spec
-
-    def _maintain_in_background(self, name: str, started_from: VariantIndex) -> None:
-        key, reason, writer = f"{self.name}/{name}", self.maintaining.get(name, ""), self.shared.writer
-        try:
-            with writer:  # a stable copy: no write is half-applied
-                if not self._still_current(name, started_from):
-                    return
-                index = self.indexes[name]
-                ids, vecs = index.ids(), index.vectors()
-            log.info("%s: %s, in the background (writes and searches go on)", key, reason)
-            t0 = time.monotonic()
-            main = index.build_main(ids, vecs)  # no lock held: the slow part
-            del vecs
-            with writer:
-                if not self._still_current(name, index):
-                    log.info("%s: background rebuild discarded (collection deleted or variant changed)", key)
-                    return
-                fresh = self.indexes[name].with_main(main, ids)  # catch up with the writes made meanwhile
-                with self.lock.write():
-                    self.indexes[name] = fresh
-                    self.dirty.add(name)
-            log.info("%s: background rebuild done in %.1f s (%d vectors)", key, time.monotonic() - t0, fresh.count)
-        except Exception:  # the old index keeps serving; the next write tries again
-            log.exception("%s: background rebuild failed", key)
-        finally:
-            with writer:
-                self.maintaining.pop(name, None)
-            self.shared.jobs.finished()
+        """Rebuild the main index of every variant that needs it: small ones now,
+        large ones in a background thread (see "Maintenance" above). Writer held."""
+        self.maintenance.check()
 
     # -- lexical index backfill --------------------------------------------------------------------------
     def lexical_ready(self) -> bool:
@@ -528,42 +465,9 @@ class Collection:
 
     # -- reports -----------------------------------------------------------------------------------------
     def verify(self) -> tuple[dict[str, Any], list[str]]:
-        """(report entry, problems): every FAISS index holds exactly the vectors SQLite
-        stores, the mirror and the lexical index count SQLite's documents, and every
-        snapshot file reads back. Writer held."""
-        store, name_ = self.shared.store, self.name
-        problems: list[str] = []
-        docs = store.count_documents(name_)
-        entry: dict[str, Any] = {"documents": docs, "variants": {}}
+        """(report entry, problems): see indexer/verify.py. Writer held."""
         with self.lock.read():
-            if len(self.docs) != docs:
-                problems.append(f"{name_}: {len(self.docs)} documents in memory, {docs} in SQLite")
-            for name, index in self.indexes.items():
-                stored = store.vector_seqs(name_, name)
-                have = np.sort(index.ids())
-                ok = len(have) == len(stored) and bool((have == stored).all())
-                if not ok:
-                    problems.append(f"{name_}/{name}: index holds {len(have)} ids, SQLite {len(stored)} vectors, "
-                                    "sets differ")
-                if index.main is not None and index.main.ntotal - len(index.tombstones) != index.count:
-                    problems.append(f"{name_}/{name}: main index holds "
-                                    f"{index.main.ntotal - len(index.tombstones)} live vectors, exact {index.count}")
-                missing = docs - len(stored)
-                if missing:
-                    problems.append(f"{name_}/{name}: {missing} documents have no vector for this variant "
-                                    "(backfill with put_vectors)")
-                entry["variants"][name] = {"vectors": int(index.count), "index_matches_sqlite": ok}
-                path = snapshot_path(self.shared.data_dir, name_, name)
-                if path.exists():
-                    try:
-                        load_snapshot(path, self.specs[name])
-                    except SnapshotError as exc:
-                        problems.append(f"{name_}/{name}: snapshot unreadable: {exc}")
-            lex = store.lexical_stats(name_)
-            if lex is not None and lex.ready and lex.docs != docs:
-                problems.append(f"{name_}: lexical index holds {lex.docs} documents, SQLite {docs}")
-            entry["lexical_documents"] = lex.docs if lex else 0
-        return entry, problems
+            return verify_collection(self)
 
     def stats(self, now: float) -> dict[str, Any]:
         with self.lock.read():
@@ -581,7 +485,7 @@ class Collection:
                     "snapshot_seq": info.seq if info else None,
                     "snapshot_age_s": round(now - info.created_at, 3) if info else None,
                     "changed_since_snapshot": name in self.dirty,
-                    "rebuilding": self.maintaining.get(name),
+                    "rebuilding": self.maintenance.running.get(name),
                     "main_built_count": index.built_count,
                 }
             lex = self.shared.store.lexical_stats(self.name)

@@ -137,7 +137,7 @@ class Indexer:
         if self._jobs.running:
             log.info("waiting for %d background rebuild(s) to finish before closing: %s", self._jobs.running,
                      "; ".join(f"{c.name}/{n}: {why}" for c in self._collections.values()
-                               for n, why in list(c.maintaining.items())))
+                               for n, why in list(c.maintenance.running.items())))
             self.wait_for_maintenance()
         try:
             self.snapshot(only_dirty=True)

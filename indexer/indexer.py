@@ -267,7 +267,7 @@ class Indexer:
             if name in self._collections or name in self._unavailable:
                 raise AlreadyExists("name", f"collection {name!r} already exists")
             self.store.create_collection(name, list(variants), default, lexical.encode_config(lex, defaults))
-            shutil.rmtree(collection_dir(self.data_dir, name), ignore_errors=True)  # a deleted namesake's
+            shutil.rmtree(collection_dir(self.data_dir, name), ignore_errors=True)  # left by a deleted namesake
             c = Collection.create(self._shared, name, list(variants), default, lex, defaults)
             self._collections = {**self._collections, name: c}
         return self.get_collection(name)

@@ -76,6 +76,10 @@ class Shared:
 
 
 class Collection:
+    """One collection: built by ``create`` (new), ``recover`` (at open) or
+    ``from_sqlite`` (an admin's Rebuild of an unavailable one); every method checks
+    its own input and names the field at fault."""
+
     def __init__(self, shared: Shared, name: str, default_variant: str, specs: Sequence[VariantSpec],
                  lexical_config: lexical.LexicalConfig, defaults: SearchDefaults):
         self.shared = shared
@@ -111,15 +115,21 @@ class Collection:
         return c
 
     @classmethod
+    def _stored(cls, shared: Shared, name: str, default: str, specs: list[VariantSpec],
+                config: str) -> "Collection":
+        """A stored collection, no index yet. Its configuration is checked against
+        today's rules first: one stored by an older version may crash FAISS, so it is
+        never handed to it."""
+        for i, spec in enumerate(specs):
+            check_spec(spec, f"variants[{i}]", trial=False)
+        return cls(shared, name, default, specs, *lexical.decode_config(config))
+
+    @classmethod
     def recover(cls, shared: Shared, name: str, default: str, specs: list[VariantSpec], config: str,
                 notes: dict[str, str]) -> "Collection":
         """A stored collection from its snapshots replayed onto SQLite (indexer/recovery.py);
-        what happened to each variant goes to `notes`. Its configuration is checked
-        against today's rules first: one stored by an older version may crash FAISS,
-        so it is never handed to it."""
-        for i, spec in enumerate(specs):
-            check_spec(spec, f"variants[{i}]", trial=False)
-        c = cls(shared, name, default, specs, *lexical.decode_config(config))
+        what happened to each variant goes to `notes`."""
+        c = cls._stored(shared, name, default, specs, config)
         c.docs = LiveDocuments(shared.store.live_documents(name))
         for spec in specs:
             got = recover_variant(shared.store, shared.data_dir, name, spec)
@@ -134,9 +144,7 @@ class Collection:
                     config: str) -> "Collection":
         """A stored collection rebuilt from SQLite alone, snapshots ignored (an admin's
         Rebuild of an unavailable collection)."""
-        for i, spec in enumerate(specs):
-            check_spec(spec, f"variants[{i}]", trial=False)
-        c = cls(shared, name, default, specs, *lexical.decode_config(config))
+        c = cls._stored(shared, name, default, specs, config)
         c.rebuild()
         c.maintain()
         return c

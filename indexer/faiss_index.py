@@ -28,7 +28,9 @@ import faiss
 import numpy as np
 
 from ranksearch.errors import InvalidArgument
+from ranksearch.indexer.index_rules import check_index
 from ranksearch.indexer.types import VariantSpec
+from ranksearch.indexer.validation import check_name
 
 PRESETS = ("flat", "hnsw", "ivf")
 #: IVF training wants about this many points per centroid (FAISS warns below 39)
@@ -404,3 +406,20 @@ def trial_build(spec, field: str) -> None:
         first = (str(exc).strip().splitlines() or ["failed"])[-1][:300]
         raise InvalidArgument(f"{field}.index.kind", f"FAISS cannot build {spec.index.kind!r} "
                               f"with {spec.index.params}: {first}") from None
+
+
+def check_spec(spec: Any, field: str, trial: bool = True) -> VariantSpec:
+    """A variant's name, dim and index configuration (index_rules); with `trial`,
+    also build and exercise a small candidate index of that configuration (a stored
+    spec is checked without it: it was tried when it was created)."""
+    if not isinstance(spec, VariantSpec):
+        raise InvalidArgument(field, f"must be a VariantSpec, got {type(spec).__name__}")
+    check_name(spec.name, f"{field}.name")
+    if not isinstance(spec.dim, int) or isinstance(spec.dim, bool) or not 1 <= spec.dim <= 65536:
+        raise InvalidArgument(f"{field}.dim", f"must be an integer in 1..65536, got {spec.dim!r}")
+    if not isinstance(spec.encoder, str):
+        raise InvalidArgument(f"{field}.encoder", "must be a string")
+    check_index(spec.index.kind, spec.index.params, f"{field}.index")
+    if trial:
+        trial_build(spec, field)
+    return spec

@@ -1,4 +1,4 @@
-"""Dense, lexical and hybrid search over one collection's state.
+"""Dense, lexical and hybrid search over one collection (indexer/collection.py).
 
 Per call: one FAISS search for the whole query batch (dense and hybrid modes), one
 BM25 scoring per query over the lexical index's postings in SQLite (lexical and
@@ -18,23 +18,25 @@ fusion, so a hybrid page holds only matching documents.
 """
 from __future__ import annotations
 
-from typing import Sequence
+from typing import TYPE_CHECKING, Sequence
 
 import numpy as np
 
 from ranksearch import fusion
 from ranksearch.indexer import lexical
 from ranksearch.indexer.request import DENSE_MODES, LEXICAL_MODES, SearchRequest
-from ranksearch.indexer.state import CollectionState
 from ranksearch.indexer.store import Store
 from ranksearch.indexer.types import Explain, Hit
+
+if TYPE_CHECKING:
+    from ranksearch.indexer.collection import Collection
 
 _RETRIES = 5
 Run = list[tuple[int, float]]  # (seq, score), best first
 
 
 def run_search(
-    state: CollectionState,
+    coll: "Collection",
     store: Store,
     request: SearchRequest,
     vectors: np.ndarray | None,
@@ -46,15 +48,15 @@ def run_search(
     for attempt in range(_RETRIES):
         # on the last attempt (a writer kept replacing the very documents we hit, or
         # the collection was deleted under us) texts that are gone are left empty
-        hits, complete = _search_once(state, store, request, vectors, queries, exact_filter_max,
+        hits, complete = _search_once(coll, store, request, vectors, queries, exact_filter_max,
                                       allow_missing=attempt == _RETRIES - 1)
         if complete:
             break
     return hits
 
 
-def _dense_runs(state, request, vectors, depth, allowed, exact_filter_max) -> list[Run]:
-    index = state.indexes[request.variant]  # the indexer resolved the variant name
+def _dense_runs(coll, request, vectors, depth, allowed, exact_filter_max) -> list[Run]:
+    index = coll.indexes[request.variant]  # the collection resolved the variant name
     if index.count == 0:
         return [[] for _ in range(len(vectors))]
     scores, ids = index.search(vectors, depth, request.farthest, allowed, dict(request.params),
@@ -63,15 +65,15 @@ def _dense_runs(state, request, vectors, depth, allowed, exact_filter_max) -> li
             for id_row, score_row in zip(ids.tolist(), scores.tolist())]
 
 
-def _lexical_runs(state, store, queries, depth, allowed) -> list[Run]:
-    stats = store.lexical_stats(state.name)
+def _lexical_runs(coll, store, queries, depth, allowed) -> list[Run]:
+    stats = store.lexical_stats(coll.name)
     runs = []
     for text in queries:
-        terms = lexical.query_terms(state.lexical, text)
+        terms = lexical.query_terms(coll.lexical, text)
         if stats is None or not terms:
             runs.append([])
             continue
-        seqs, scores = lexical.bm25(state.lexical, stats, store.lexical_postings(stats.cid, terms))
+        seqs, scores = lexical.bm25(coll.lexical, stats, store.lexical_postings(stats.cid, terms))
         runs.append(lexical.top(seqs, scores, depth, allowed))
     return runs
 
@@ -84,19 +86,20 @@ def _rank(request: SearchRequest, dense: Run | None, lex: Run | None) -> Run:
     return dense if dense is not None else lex
 
 
-def _search_once(state, store, request: SearchRequest, vectors, queries, exact_filter_max, allow_missing):
+def _search_once(coll, store, request: SearchRequest, vectors, queries, exact_filter_max, allow_missing):
     nq = len(vectors) if vectors is not None else len(queries)
-    with state.lock.read():
-        allowed = state.allowed(request.filter) if request.filter else None
+    with coll.lock.read():
+        docs = coll.docs
+        allowed = docs.allowed(request.filter) if request.filter else None
         if allowed is not None and len(allowed) == 0:
             return [[] for _ in range(nq)], True
         dense_depth, lexical_depth = (request.hybrid.depths(request.window) if request.mode == "hybrid"
                                       else (request.window, request.window))
-        dense = (_dense_runs(state, request, vectors, dense_depth, allowed, exact_filter_max)
+        dense = (_dense_runs(coll, request, vectors, dense_depth, allowed, exact_filter_max)
                  if request.mode in DENSE_MODES else [None] * nq)
-        lex = (_lexical_runs(state, store, queries, lexical_depth, allowed)
+        lex = (_lexical_runs(coll, store, queries, lexical_depth, allowed)
                if request.mode in LEXICAL_MODES else [None] * nq)
-        by_seq = state.by_seq
+        by_seq = docs.by_seq
         low, high = -np.inf, np.inf
         if request.min_score is not None:
             low, high = (low, request.min_score) if request.farthest else (request.min_score, high)

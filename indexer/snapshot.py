@@ -41,8 +41,12 @@ class SnapshotInfo:
     created_at: float
 
 
+def collection_dir(root: Path, collection: str) -> Path:
+    return root / "snapshots" / collection
+
+
 def snapshot_path(root: Path, collection: str, variant: str) -> Path:
-    return root / "snapshots" / collection / f"{variant}{SUFFIX}"
+    return collection_dir(root, collection) / f"{variant}{SUFFIX}"
 
 
 def serialize(index: VariantIndex) -> dict[str, np.ndarray]:

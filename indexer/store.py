@@ -558,6 +558,13 @@ class Store:
         row = self._reader().execute("SELECT seq FROM sqlite_sequence WHERE name = 'changes'").fetchone()
         return row[0] if row else 0
 
+    def vector_seqs(self, collection: str, variant: str) -> np.ndarray:
+        """Sorted seqs of the documents that have a vector for `variant`."""
+        rows = self._reader().execute(
+            "SELECT seq FROM vectors WHERE variant = ? ORDER BY seq", (f"{collection}/{variant}",)
+        )
+        return np.fromiter((r[0] for r in rows), dtype=np.int64)
+
     def count_documents(self, collection: str) -> int:
         return self._reader().execute(
             "SELECT COUNT(*) FROM documents WHERE collection = ?", (collection,)

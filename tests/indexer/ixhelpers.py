@@ -1,6 +1,8 @@
 """Helpers for the indexer tests (imported by name: pytest puts this folder on sys.path)."""
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from ranksearch.indexer import Document, Indexer, IndexSpec, VariantSpec
@@ -40,3 +42,13 @@ SPECS = {
 
 def one_variant(ix: Indexer, kind: str = "flat", dim: int = 8, name: str = "c") -> None:
     ix.create_collection(name, [VariantSpec("v", dim, SPECS[kind])])
+
+
+def in_thread(fn, timeout: float = 20.0):
+    """Run fn in a thread and fail (instead of hanging) if it blocks."""
+    out: list = []
+    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
+    t.start()
+    t.join(timeout)
+    assert not t.is_alive(), f"{fn} blocked for {timeout}s (a lock it should not wait for was held)"
+    return out[0] if out else None

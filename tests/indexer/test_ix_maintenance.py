@@ -6,7 +6,7 @@ import threading
 
 import numpy as np
 import pytest
-from ixhelpers import clustered, docs
+from ixhelpers import clustered, docs, in_thread
 
 from ranksearch.indexer import Document, IndexSpec, SearchRequest, VariantSpec
 from ranksearch.indexer.faiss_index import VariantIndex
@@ -45,16 +45,6 @@ def gate(monkeypatch):
 
     monkeypatch.setattr(VariantIndex, "build_main", held)
     return g
-
-
-def in_thread(fn, timeout: float = 20.0):
-    """Run fn in a thread and fail (instead of hanging) if it blocks."""
-    out: list = []
-    t = threading.Thread(target=lambda: out.append(fn()), daemon=True)
-    t.start()
-    t.join(timeout)
-    assert not t.is_alive(), f"{fn} blocked for {timeout}s (a background rebuild held a lock)"
-    return out[0] if out else None
 
 
 def test_ivf_without_nlist_is_retrained_as_its_data_grows(make_indexer):

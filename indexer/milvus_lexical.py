@@ -120,14 +120,17 @@ def terms_expression(terms: list[str]) -> str:
 
 
 def corpus_stats(count: Count) -> lexical.LexicalStats:
-    """N and the summed title / text lengths, all counted by Milvus (cid unused)."""
+    """N and the summed title / text lengths, all counted by Milvus (cid unused). A
+    group of bits no document has set (titles absent, lengths >= 2^HIGH_BIT) costs one
+    count instead of one per bit."""
+    def bits(base: int, low: int, high: int) -> list[int]:
+        return list(range(base + low, base + high))
+    groups = [bits(0, 0, HIGH_BIT), bits(0, HIGH_BIT, BITS), bits(TEXT_BIT0, HIGH_BIT, BITS)]
     with ThreadPoolExecutor(8) as pool:
         n = pool.submit(count, "")
-        high = [b for base in (0, TEXT_BIT0) for b in range(base + HIGH_BIT, base + BITS)]
-        any_high = pool.submit(count, f"array_contains_any({LEN_BITS}, {high})")
-        low = [b for base in (0, TEXT_BIT0) for b in range(base, base + HIGH_BIT)]
-        bits = low + (high if any_high.result() else [])
-        counts = dict(zip(bits, pool.map(lambda b: count(f"array_contains({LEN_BITS}, {b})"), bits)))
+        used = pool.map(lambda g: count(f"array_contains_any({LEN_BITS}, {g})") > 0, groups)
+        wanted = bits(TEXT_BIT0, 0, HIGH_BIT) + [b for g, u in zip(groups, list(used)) if u for b in g]
+        counts = dict(zip(wanted, pool.map(lambda b: count(f"array_contains({LEN_BITS}, {b})"), wanted)))
     title = sum(c << b for b, c in counts.items() if b < TEXT_BIT0)
     text = sum(c << (b - TEXT_BIT0) for b, c in counts.items() if b >= TEXT_BIT0)
     return lexical.LexicalStats(0, n.result(), title, text, None)

@@ -42,6 +42,11 @@ def test_service_end_to_end_over_milvus(make_server, milvus_lite):
         assert (hit.id, hit.text) == (doc_id, text)
         assert hit.score == pytest.approx(1.0, abs=1e-4)
     assert [h.id for h in client.search("x", k=4, filter={"kind": "sort"}).hits] == ["sort"]
+    lexical = client.search("file line", k=4, mode="lexical", explain=True)
+    assert lexical.mode == "lexical" and [h.id for h in lexical.hits] == ["read"]
+    assert lexical.hits[0].explain["lexical_rank"] == 1 and lexical.hits[0].score > 0
+    hybrid = client.search("compress with gzip", k=2, mode="hybrid", explain=True).hits
+    assert hybrid[0].id == "gzip" and (hybrid[0].explain["dense_rank"], hybrid[0].explain["lexical_rank"]) == (1, 1)
     assert client.delete("docs", ["sort", "nope"]) == 1
     assert "sort" not in [h.id for h in client.search("sort a list of numbers", k=4).hits]
     stats = client.stats("docs")

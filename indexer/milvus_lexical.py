@@ -49,7 +49,8 @@ LEN_TITLE, LEN_TEXT, LEN_BITS = "lex_len_title", "lex_len_text", "lex_len_bits"
 FIELDS = (TERMS_FIELD, TF_TITLE, TF_TEXT, LEN_TITLE, LEN_TEXT, LEN_BITS)
 MAX_DOC_TERMS = 4096  # Milvus's largest ARRAY max_capacity
 TERM_MAX_BYTES = 128
-MAX_QUERY_TERMS = 256  # distinct terms of one query: 256 * (128 + 4) bytes fits one expression
+MAX_QUERY_TERMS = 256  # distinct terms of one query
+MAX_TERMS_EXPRESSION_BYTES = 32768  # their expression (the filter's has its own bound)
 BITS = 17  # lengths < 2^17 (a text is <= 65,535 bytes, a title <= 64 KiB of metadata)
 TEXT_BIT0 = 32
 HIGH_BIT = 12  # bits >= this are counted only when some document has one
@@ -111,6 +112,10 @@ def query_terms(cfg: lexical.LexicalConfig, texts: Iterable[str]) -> list[list[s
         if len(terms) > MAX_QUERY_TERMS:
             raise InvalidArgument(f"texts[{i}]", f"has {len(terms)} distinct lexical terms; the Milvus store "
                                   f"searches at most {MAX_QUERY_TERMS}")
+        size = len(terms_expression(terms).encode("utf-8"))
+        if size > MAX_TERMS_EXPRESSION_BYTES:
+            raise InvalidArgument(f"texts[{i}]", f"its terms make a {size}-byte Milvus expression; the limit is "
+                                  f"{MAX_TERMS_EXPRESSION_BYTES} (fewer or shorter words)")
         out.append(terms)
     return out
 

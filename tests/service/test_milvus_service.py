@@ -105,6 +105,10 @@ def test_bounds_and_control_characters_are_refused_naming_the_field(milvus_lite)
         with pytest.raises(InvalidArgument) as info:
             store.search("c", SearchRequest(k=3, mode="lexical"), texts=["x y", many])
         assert info.value.field == "texts[1]" and str(ml.MAX_QUERY_TERMS) in info.value.message
+        long_words = " ".join("w" * 123 + f"{i:03d}" for i in range(256))  # 256 terms of 126 bytes
+        with pytest.raises(InvalidArgument) as info:
+            store.search("c", SearchRequest(k=3, mode="lexical"), texts=[long_words])
+        assert info.value.field == "texts[0]" and "Milvus expression" in info.value.message
         huge = "word " * 30000  # one distinct term, 150 kB: fine, the query sent to Milvus is one term
         assert store.search("c", SearchRequest(k=3, mode="lexical"), texts=[huge]) == [[]]
     finally:

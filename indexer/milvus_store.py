@@ -70,7 +70,13 @@ class MilvusStore:
         self.replica_number = replica_number
         self.consistency = consistency_level
         self.timeout = timeout_s
-        self._connect_args = {"uri": uri, "token": token, "db_name": db_name, "timeout": timeout_s}
+        # dedicated: this store's own channel, closed by close() (pymilvus otherwise keeps a
+        # process-wide shared one open forever); no keepalive pings while no call is in
+        # flight: a gRPC server's default policy (milvus-lite's) answers idle pings every
+        # 10 s with GOAWAY "too_many_pings", and the channel then fails to reconnect
+        self._connect_args = {"uri": uri, "token": token, "db_name": db_name, "timeout": timeout_s,
+                              "dedicated": True,
+                              "grpc_options": {"grpc.keepalive_permit_without_calls": False}}
         if ca_file:
             self._connect_args["server_pem_path"] = ca_file
         if server_name:

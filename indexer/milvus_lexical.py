@@ -17,9 +17,10 @@ Fields of a collection created with a lexical index (schema version 2):
     lex_len_bits   ARRAY<INT64>, <= 64: the set bits of lex_len_title (i) and of
                    lex_len_text (32 + i)
 
-Per search: N = count(*); the summed field lengths (for avgdl) =
-sum over bits i of 2^i * count(array_contains(lex_len_bits, i)), Milvus counts, no
-stored total that two writers could race on; postings = the rows whose lex_terms
+Per search: N = count(*); the summed field lengths (for avgdl): up to SCAN_MAX
+documents, the sum of every row's lengths (one query), beyond it
+sum over bits i of 2^i * count(array_contains(lex_len_bits, i)) (Milvus counts, no
+rows move); either way no stored total that two writers could race on; postings = the rows whose lex_terms
 contain any query term (df(t) = how many of them hold t, exact, since the
 query is not filtered); the filter = a second query for the ids among them that
 match. Why not Milvus's BM25 function: milvus-lite 3.2 has no whitespace
@@ -54,6 +55,7 @@ MAX_TERMS_EXPRESSION_BYTES = 32768  # their expression (the filter's has its own
 BITS = 17  # lengths < 2^17 (a text is <= 65,535 bytes, a title <= 64 KiB of metadata)
 TEXT_BIT0 = 32
 HIGH_BIT = 12  # bits >= this are counted only when some document has one
+SCAN_MAX = 10_000  # up to this many documents, read the lengths (160 kB) rather than count bits
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 Count = Callable[[str], int]  # filter expression -> count(*) of matching rows
@@ -124,21 +126,28 @@ def terms_expression(terms: list[str]) -> str:
     return f"array_contains_any({TERMS_FIELD}, [" + ", ".join(literal(t, "texts") for t in terms) + "])"
 
 
-def corpus_stats(count: Count) -> lexical.LexicalStats:
-    """N and the summed title / text lengths, all counted by Milvus (cid unused). A
-    group of bits no document has set (titles absent, lengths >= 2^HIGH_BIT) costs one
-    count instead of one per bit."""
+def corpus_stats(count: Count, fetch: Fetch, scan_max: int | None = None) -> lexical.LexicalStats:
+    """N and the summed title / text lengths (cid unused), from Milvus: a collection of
+    at most `scan_max` documents by reading every row's two lengths (one query), a
+    larger one by counting bits (no rows leave Milvus): sum over bits b of 2^b x
+    count(array_contains(lex_len_bits, b)); a group of bits no document has set
+    (titles absent, lengths >= 2^HIGH_BIT) costs one count instead of one per bit."""
+    n = count("")
+    if n <= (SCAN_MAX if scan_max is None else scan_max):
+        rows = fetch("", [LEN_TITLE, LEN_TEXT])
+        return lexical.LexicalStats(0, len(rows), sum(r[LEN_TITLE] for r in rows),
+                                    sum(r[LEN_TEXT] for r in rows), None)
+
     def bits(base: int, low: int, high: int) -> list[int]:
         return list(range(base + low, base + high))
     groups = [bits(0, 0, HIGH_BIT), bits(0, HIGH_BIT, BITS), bits(TEXT_BIT0, HIGH_BIT, BITS)]
     with ThreadPoolExecutor(8) as pool:
-        n = pool.submit(count, "")
         used = pool.map(lambda g: count(f"array_contains_any({LEN_BITS}, {g})") > 0, groups)
         wanted = bits(TEXT_BIT0, 0, HIGH_BIT) + [b for g, u in zip(groups, list(used)) if u for b in g]
         counts = dict(zip(wanted, pool.map(lambda b: count(f"array_contains({LEN_BITS}, {b})"), wanted)))
     title = sum(c << b for b, c in counts.items() if b < TEXT_BIT0)
     text = sum(c << (b - TEXT_BIT0) for b, c in counts.items() if b >= TEXT_BIT0)
-    return lexical.LexicalStats(0, n.result(), title, text, None)
+    return lexical.LexicalStats(0, n, title, text, None)
 
 
 def ranking(cfg: lexical.LexicalConfig, stats: lexical.LexicalStats, terms: list[str], fetch: Fetch,

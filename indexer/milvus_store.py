@@ -432,10 +432,10 @@ class MilvusStore:
                                       else (request.window, request.window))
         dense = (self._dense_runs(definition, fields, request, unit, expr, dense_depth)
                  if unit is not None else [None] * len(terms))
-        stats = ml.corpus_stats(lambda e: self._count_where(definition, e))
 
         def fetch(e: str, out: list[str]) -> list[dict]:
             return self._query_all(definition, e, out)
+        stats = ml.corpus_stats(lambda e: self._count_where(definition, e), fetch)
         lex = [ml.ranking(definition.lexical, stats, t, fetch, expr, lexical_depth) for t in terms]
         return self._fused_page(definition, request, dense, lex)
 

@@ -151,6 +151,39 @@ def test_a_collection_created_before_the_lexical_index_answers_failed_preconditi
         store.close()
 
 
+def test_length_sums_read_and_counted_agree_with_the_documents(milvus_lite):
+    """The two ways the store sums lengths from Milvus give the exact totals, with
+    titles and with lengths past 2^12 (the high bit group)."""
+    from ranksearch.indexer import lexical
+
+    store = MilvusStore(milvus_lite.uri, collection_prefix=f"n{uuid.uuid4().hex[:8]}_", timeout_s=30)
+    store.open()
+    try:
+        cfg = LexicalConfig(analyzer="standard")
+        store.create_collection("c", [VariantSpec("v", 4)], lexical_config=cfg)
+        docs = [StoredDocument("a", "alpha beta " * 3000, {"title": "long one"}), StoredDocument("b", "gamma"),
+                StoredDocument("c", "delta epsilon zeta", {"title": "a title with words"}),
+                StoredDocument("d", " ".join(f"w{i}" for i in range(4000)))]
+        store.upsert("c", docs, {"v": np.ones((4, 4), np.float32)})
+        store.delete("c", ["b"])
+        terms = [lexical.analyse(cfg, d.text, d.metadata) for d in docs if d.id != "b"]
+        want = (3, sum(t.len_title for t in terms), sum(t.len_text for t in terms))
+        definition = store._definition("c")
+
+        def count(e):
+            return store._count_where(definition, e)
+
+        def fetch(e, out):
+            return store._query_all(definition, e, out)
+        for scan_max in (0, 10):
+            s = ml.corpus_stats(count, fetch, scan_max)
+            assert (s.docs, s.len_title, s.len_text) == want, scan_max
+        assert want[2] >= 1 << ml.HIGH_BIT
+    finally:
+        store.delete_collection("c")
+        store.close()
+
+
 def test_two_replicas_answer_lexical_searches_alike(milvus_lite):
     """Two stores over one Milvus: what one writes, the other finds lexically with the
     same BM25 score; statistics follow writes made through either."""

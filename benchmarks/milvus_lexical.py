@@ -79,8 +79,9 @@ def main() -> None:
     results, answers = {}, {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
         uri = args.uri or stack.enter_context(MilvusLite(Path(tmp) / "milvus")).uri
+        remote = "milvus" if args.uri else "milvus-lite"
         stores = {"embedded": Indexer(Path(tmp) / "embedded", IndexerConfig(snapshot_interval_s=0)),
-                  "milvus-lite": MilvusStore(uri, token=os.environ.get("MILVUS_TOKEN", ""),
+                  remote: MilvusStore(uri, token=os.environ.get("MILVUS_TOKEN", ""),
                                              collection_prefix="bench_", timeout_s=300)}
         for label, store in stores.items():
             store.open()
@@ -88,15 +89,14 @@ def main() -> None:
             print(label, results[label], flush=True)
             store.close()
     equal = sum(len(a) == len(b) and all(i == j and abs(s - t) <= 1e-9 for (i, s), (j, t) in zip(a, b))
-                for a, b in zip(answers["embedded"], answers["milvus-lite"]))
-    emb, mil = results["embedded"], results["milvus-lite"]
+                for a, b in zip(answers["embedded"], answers[remote]))
+    emb, mil = results["embedded"], results[remote]
     ratios = {f"milvus_over_embedded_{m}_p50": round(mil[f"{m}_p50_ms"] / max(emb[f"{m}_p50_ms"], 0.01), 1)
               for m in MODES}
     ratios["lexical_queries_equal"] = f"{equal} of {len(queries)}"
     report = {"docs": args.docs, "dim": args.dim, "queries": args.queries, "results": results, "ratios": ratios,
               "python": platform.python_version(), "milvus": args.uri or "local milvus-lite",
-              "note": "the milvus-lite rows are not a real Milvus (with --uri: that Milvus, labelled milvus-lite); "
-                      "shared 2-core machine"}
+              "note": "the milvus-lite rows are not a real Milvus; shared 2-core machine"}
     print(json.dumps(ratios, indent=2))
     if args.out:
         args.out.write_text(json.dumps(report, indent=2))

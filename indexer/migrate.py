@@ -2,7 +2,10 @@
 resumably, and verify the result.
 
 Nothing is re-encoded: the vectors stored in SQLite are copied as they are, so the
-Milvus collection serves the same nearest/farthest results. Documents go in seq
+Milvus collection serves the same nearest/farthest results. The collection's lexical
+settings (analyzer, BM25 k1/b, title field and weights) and search defaults go with
+it, and the Milvus store analyses each copied document with that analyzer, so
+lexical and hybrid searches serve the same results too. Documents go in seq
 order (the order of their last write); after each batch Milvus has acknowledged, a
 checkpoint file records the last seq copied, so an interrupted run continues from
 there (upserts are idempotent by id: a batch copied twice changes nothing). Run it
@@ -11,7 +14,8 @@ deleted after a partial run would otherwise stay in Milvus.
 
 Verification: the document count on both sides, and a sampled self-search: each
 sampled document, searched in Milvus with its own stored vector, is among the top
-hits with a score of ~1 for every variant.
+hits with a score of ~1 for every variant; the first few sampled documents' texts,
+as lexical queries, get the same BM25 scores from both stores.
 """
 from __future__ import annotations
 
@@ -21,13 +25,15 @@ import random
 from pathlib import Path
 from typing import Any, Callable
 
-from ranksearch.errors import FailedPrecondition, NotFound
+from ranksearch.errors import FailedPrecondition, NotFound, Unavailable
 from ranksearch.indexer.indexer import Indexer
 from ranksearch.indexer.milvus_store import MilvusStore
 from ranksearch.indexer.request import SearchRequest
 from ranksearch.indexer.types import Document
 
 SAMPLE = 20
+LEXICAL_SAMPLE = 5  # of the sampled documents, also checked as lexical queries
+LEXICAL_QUERY_CHARS = 200
 
 
 def _checkpoint_path(folder: Path, collection: str) -> Path:
@@ -48,13 +54,18 @@ def _ensure_target(source: Indexer, target: MilvusStore, name: str) -> None:
     info = source.get_collection(name)
     have = {c.name: c for c in target.list_collections()}
     if name not in have:
-        target.create_collection(name, list(info.variants), info.default_variant)
+        target.create_collection(name, list(info.variants), info.default_variant,
+                                 lexical_config=info.lexical, defaults=info.defaults)
         return
     theirs = [(v.name, v.dim) for v in have[name].variants]
     ours = [(v.name, v.dim) for v in info.variants]
     if theirs != ours:
         raise FailedPrecondition("collection", f"{name!r} exists in Milvus with variants {theirs}, "
                                  f"the embedded store has {ours}; drop one or rename")
+    if have[name].lexical != info.lexical:
+        raise FailedPrecondition("collection", f"{name!r} exists in Milvus with lexical settings "
+                                 f"{have[name].lexical}, the embedded store has {info.lexical} (an older "
+                                 "Milvus collection has none); drop it in Milvus and migrate again")
 
 
 def migrate_collection(source: Indexer, target: MilvusStore, name: str, checkpoints: Path,
@@ -110,7 +121,27 @@ def verify_collection(source: Indexer, target: MilvusStore, name: str, sample: i
             top = {h.id: h.score for h in found}
             if doc_id not in top or top[doc_id] < 0.999:
                 problems.append(f"{name}/{spec.name}: {doc_id!r} is not found by its own vector in Milvus")
+    problems += _lexical_problems(source, target, name, [doc_id for _, doc_id in picked[:LEXICAL_SAMPLE]])
     return {"documents": ours, "milvus_documents": theirs, "sampled": len(picked), "problems": problems}
+
+
+def _lexical_problems(source: Indexer, target: MilvusStore, name: str, ids: list[str]) -> list[str]:
+    """Sampled documents' texts as lexical queries: the same BM25 scores on both sides
+    (scores, not ids: the stores order equal scores differently, docs/SCALE_OUT.md)."""
+    docs = source.get(name, ids)
+    if not docs:
+        return []
+    request = SearchRequest(mode="lexical", k=10, include_text=False)
+    queries = [d.text[:LEXICAL_QUERY_CHARS] for d in docs]
+    try:
+        ours = source.search(name, request, texts=queries)
+    except Unavailable:  # the embedded lexical index is still being backfilled
+        return []
+    theirs = target.search(name, request, texts=queries)
+    return [f"{name}: lexical query of {d.id!r}: BM25 scores {[round(h.score, 6) for h in b]} in Milvus, "
+            f"{[round(h.score, 6) for h in a]} embedded"
+            for d, a, b in zip(docs, ours, theirs)
+            if len(a) != len(b) or any(abs(x.score - y.score) > 1e-6 for x, y in zip(a, b))]
 
 
 def migrate(source: Indexer, target: MilvusStore, checkpoints: Path, collections: list[str] | None = None,

@@ -15,6 +15,8 @@ new vector next to variant B's old one):
       x<i>            FLOAT_VECTOR(dim), FLAT: exact copy, only for an approximate
                       variant (farthest stays exact; a negated query on a graph
                       index misses the outliers)
+      lex_*           the lexical index's fields (ranksearch.indexer.milvus_lexical),
+                      in collections created with schema version 2 or later
 
 Variant i is the variant's position in the definition (names may hold '.' and '-',
 which Milvus field names may not). Definitions live in one shared table,
@@ -33,9 +35,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from ranksearch.errors import InvalidArgument
+from ranksearch.indexer import lexical
+from ranksearch.indexer import milvus_lexical as ml
+from ranksearch.indexer.request import SearchDefaults
 from ranksearch.indexer.types import IndexSpec, VariantSpec
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: lexical fields and the collection's lexical config / search defaults
 TEXT_MAX_BYTES = 65535  # Milvus VARCHAR max_length
 METADATA_MAX_BYTES = 65536  # Milvus JSON field limit
 META_DIM = 2
@@ -75,15 +80,20 @@ class VariantFields:
 
 @dataclass(frozen=True)
 class Definition:
-    """One ranksearch collection as stored in the meta table."""
+    """One ranksearch collection as stored in the meta table. ``lexical`` is None for
+    a collection created before the Milvus store had a lexical index (schema 1)."""
 
     name: str
     physical: str
     default_variant: str
     variants: dict[str, VariantFields]
+    lexical: lexical.LexicalConfig | None = None
+    defaults: SearchDefaults = SearchDefaults()
 
     def to_json(self) -> dict[str, Any]:
-        return {"schema_version": SCHEMA_VERSION, "physical": self.physical,
+        settings = {} if self.lexical is None else {
+            "settings": json.loads(lexical.encode_config(self.lexical, self.defaults))}
+        return {"schema_version": SCHEMA_VERSION if self.lexical else 1, **settings, "physical": self.physical,
                 "default_variant": self.default_variant,
                 "variants": [{"name": f.spec.name, "dim": f.spec.dim, "encoder": f.spec.encoder,
                               "index": {"kind": f.spec.index.kind, "params": dict(f.spec.index.params)},
@@ -97,15 +107,24 @@ class Definition:
             spec = VariantSpec(name=v["name"], dim=int(v["dim"]), encoder=v.get("encoder", ""),
                                index=IndexSpec(kind=v["index"]["kind"], params=dict(v["index"]["params"])))
             variants[spec.name] = VariantFields(spec, v["field"], v["exact_field"])
-        return cls(name, data["physical"], data["default_variant"], variants)
+        lex, defaults = (lexical.decode_config(json.dumps(data["settings"])) if "settings" in data
+                         else (None, SearchDefaults()))
+        return cls(name, data["physical"], data["default_variant"], variants, lex, defaults)
 
     @classmethod
-    def new(cls, prefix: str, name: str, specs: list[VariantSpec], default: str) -> "Definition":
+    def new(cls, prefix: str, name: str, specs: list[VariantSpec], default: str,
+            lex: lexical.LexicalConfig, defaults: SearchDefaults) -> "Definition":
         variants = {}
         for i, spec in enumerate(specs):
             kind = index_kind(spec.index, f"variants[{i}].index")
             variants[spec.name] = VariantFields(spec, f"v{i}", f"v{i}" if kind == "flat" else f"x{i}")
-        return cls(name, physical_name(prefix, name), default, variants)
+        return cls(name, physical_name(prefix, name), default, variants, lex, defaults)
+
+    def field_names(self) -> set[str]:
+        """Every Milvus field of this collection's schema."""
+        lex = set(ml.FIELDS) if self.lexical else set()
+        return {"id", "text", "metadata", "content_sha256", "version"} | lex | {
+            name for f in self.variants.values() for name in (f.field, f.exact_field)}
 
 
 def index_kind(index: IndexSpec, where: str) -> str:
@@ -138,6 +157,8 @@ def data_schema(client_cls, definition: Definition, max_id_length: int):
     schema.add_field("content_sha256", DataType.VARCHAR, max_length=64)
     schema.add_field("version", DataType.INT64)
     indexes = client_cls.prepare_index_params()
+    if definition.lexical is not None:
+        ml.add_fields(schema)
     for fields in definition.variants.values():
         spec = fields.spec
         kind = spec.index.kind.lower()

@@ -27,15 +27,18 @@ from typing import Any, Callable
 
 import numpy as np
 
+from ranksearch import fusion
 from ranksearch.errors import AlreadyExists, FailedPrecondition, InvalidArgument, NotFound, Unavailable
+from ranksearch.indexer import lexical
+from ranksearch.indexer import milvus_lexical as ml
 from ranksearch.indexer import milvus_schema as ms
 from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.milvus_filter import expression, ids_expression, literal
-from ranksearch.indexer.port import MODES
-from ranksearch.indexer.request import SearchDefaults, SearchRequest
+from ranksearch.indexer.request import DENSE_MODES, LEXICAL_MODES, SearchDefaults, SearchRequest
+from ranksearch.indexer.search import _explainer as explainer  # one home for explain
 from ranksearch.indexer.store import content_hash
-from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
+from ranksearch.indexer.types import CollectionInfo, Document, Explain, Hit, VariantSpec
 
 log = logging.getLogger("ranksearch.indexer.milvus")
 
@@ -47,6 +50,7 @@ _UNREACHABLE_WORDS = ("unavailable", "connect", "deadline", "timeout", "timed ou
 RETRY_AFTER_S = 2.0
 MAX_VARIANTS = 16  # Milvus allows few vector fields per collection (proxy.maxVectorFieldNum)
 IDS_PER_QUERY = 1000  # ids per `id in [...]` expression
+QUERY_PAGE = 16384  # rows per Milvus query (its default maxQueryResultWindow); more: a query iterator
 WRITE_CHUNK_BYTES = 32 << 20  # rows per Milvus upsert call: well under its 64 MiB message limit
 
 
@@ -66,7 +70,13 @@ class MilvusStore:
         self.replica_number = replica_number
         self.consistency = consistency_level
         self.timeout = timeout_s
-        self._connect_args = {"uri": uri, "token": token, "db_name": db_name, "timeout": timeout_s}
+        # dedicated: this store's own channel, closed by close() (pymilvus otherwise keeps a
+        # process-wide shared one open forever); no keepalive pings while no call is in
+        # flight: a gRPC server's default policy (milvus-lite's) answers idle pings every
+        # 10 s with GOAWAY "too_many_pings", and the channel then fails to reconnect
+        self._connect_args = {"uri": uri, "token": token, "db_name": db_name, "timeout": timeout_s,
+                              "dedicated": True,
+                              "grpc_options": {"grpc.keepalive_permit_without_calls": False}}
         if ca_file:
             self._connect_args["server_pem_path"] = ca_file
         if server_name:
@@ -179,18 +189,54 @@ class MilvusStore:
             timeout=self.timeout))
         return int(rows[0]["count(*)"])
 
+    def _count_where(self, definition: ms.Definition, expr: str) -> int:
+        client = self._connected()
+        rows = self._loaded_call("count", definition, lambda: client.query(
+            definition.physical, filter=expr, output_fields=["count(*)"], consistency_level=self.consistency,
+            timeout=self.timeout))
+        return int(rows[0]["count(*)"])
+
+    def _query_all(self, definition: ms.Definition, expr: str, fields: list[str]) -> list[dict]:
+        """Every row matching `expr` (one query, or pages of a query iterator past QUERY_PAGE)."""
+        client = self._connected()
+        rows = self._loaded_call("query", definition, lambda: client.query(
+            definition.physical, filter=expr, output_fields=fields, limit=QUERY_PAGE,
+            consistency_level=self.consistency, timeout=self.timeout))
+        if len(rows) < QUERY_PAGE:
+            return rows
+
+        def all_pages() -> list[dict]:
+            it = client.query_iterator(definition.physical, batch_size=QUERY_PAGE, filter=expr,
+                                       output_fields=fields, consistency_level=self.consistency,
+                                       timeout=self.timeout)
+            out: list[dict] = []
+            try:
+                while page := it.next():
+                    out.extend(page)
+            finally:
+                it.close()
+            return out
+        return self._loaded_call("query iterator", definition, all_pages)
+
     def _info(self, definition: ms.Definition) -> CollectionInfo:
         return CollectionInfo(definition.name, [f.spec for f in definition.variants.values()],
-                              definition.default_variant, self._count(definition), defaults=SearchDefaults())
+                              definition.default_variant, self._count(definition), lexical=definition.lexical,
+                              defaults=definition.defaults)
 
     # ------------------------------------------------------------ collections
 
     def create_collection(self, name: str, variants: list[VariantSpec],
-                          default_variant: str | None = None, lexical_config=None,
-                          defaults=None) -> CollectionInfo:
-        """`lexical_config`/`defaults`: accepted for the port's sake; a Milvus collection
-        has no lexical index and searches nearest unless told otherwise."""
+                          default_variant: str | None = None, lexical_config: lexical.LexicalConfig | None = None,
+                          defaults: SearchDefaults | None = None) -> CollectionInfo:
+        """`lexical_config`: the lexical index's analyzer and BM25 settings (fixed from
+        now on); `defaults`: mode and hybrid parameters of requests that set none."""
         v.check_name(name, "name")
+        lex = lexical_config or lexical.LexicalConfig()
+        defaults = defaults or SearchDefaults()
+        if not isinstance(lex, lexical.LexicalConfig):
+            raise InvalidArgument("lexical", f"must be a LexicalConfig, got {type(lex).__name__}")
+        if not isinstance(defaults, SearchDefaults):
+            raise InvalidArgument("defaults", f"must be SearchDefaults, got {type(defaults).__name__}")
         if not variants or len(variants) > MAX_VARIANTS:
             raise InvalidArgument("variants", f"needs 1 to {MAX_VARIANTS} variants, got {len(variants)}")
         for i, spec in enumerate(variants):
@@ -204,7 +250,7 @@ class MilvusStore:
         default = default_variant or variants[0].name
         if default not in {s.name for s in variants}:
             raise NotFound("default_variant", f"{default!r} is not one of the variants")
-        definition = ms.Definition.new(self.prefix, name, list(variants), default)
+        definition = ms.Definition.new(self.prefix, name, list(variants), default, lex, defaults)
         if name in self._load_definitions():
             raise AlreadyExists("name", f"collection {name!r} already exists")
         client = self._connected()
@@ -225,16 +271,14 @@ class MilvusStore:
             {"name": name, "definition": definition.to_json(), "_unused": [1.0] + [0.0] * (ms.META_DIM - 1)}],
             timeout=self.timeout))
         self._defs = {**self._defs, name: definition}
-        return CollectionInfo(name, list(variants), default, 0, defaults=SearchDefaults())
+        return CollectionInfo(name, list(variants), default, 0, lexical=lex, defaults=defaults)
 
     def _check_reusable(self, definition: ms.Definition) -> None:
         client = self._connected()
         described = self._call("describe_collection", lambda: client.describe_collection(
             definition.physical, timeout=self.timeout))
         have = {f["name"] for f in described["fields"]}
-        want = {"id", "text", "metadata", "content_sha256", "version"} | {
-            name for f in definition.variants.values() for name in (f.field, f.exact_field)}
-        if have != want or self._count(definition):
+        if have != definition.field_names() or self._count(definition):
             raise AlreadyExists("name", f"Milvus collection {definition.physical} exists without a ranksearch "
                                 "definition and is not an empty collection of these variants; drop it in "
                                 "Milvus or choose another name")
@@ -305,12 +349,14 @@ class MilvusStore:
             metas.append(dict(doc.metadata))
         if not docs:
             return 0
+        lexical_rows = ([ml.row_fields(definition.lexical, doc.text, metas[i], f"documents[{i}]")
+                         for i, doc in enumerate(docs)] if definition.lexical else [{}] * len(docs))
         versions = self._rows(definition, [d.id for d in docs], ["version"])
         rows = []
         for i, doc in enumerate(docs):
             row = {"id": doc.id, "text": doc.text, "metadata": metas[i],
                    "content_sha256": content_hash(doc.text, metas[i]),
-                   "version": int(versions.get(doc.id, {}).get("version", 0)) + 1}
+                   "version": int(versions.get(doc.id, {}).get("version", 0)) + 1, **lexical_rows[i]}
             for name, fields in definition.variants.items():
                 vec = unit[name][i].tolist()
                 row[fields.field] = vec
@@ -319,7 +365,7 @@ class MilvusStore:
             rows.append(row)
         client = self._connected()
         row_bytes = 4 * sum(f.spec.dim * (2 if f.approximate else 1) for f in definition.variants.values()) \
-            + 4 * ms.TEXT_MAX_BYTES // 16
+            + (8 if definition.lexical else 4) * ms.TEXT_MAX_BYTES // 16
         step = max(1, WRITE_CHUNK_BYTES // row_bytes)
         for start in range(0, len(rows), step):
             chunk = rows[start:start + step]
@@ -350,55 +396,110 @@ class MilvusStore:
 
     def search(self, collection: str, request: SearchRequest, vectors: np.ndarray | None = None,
                texts=None) -> list[list[Hit]]:
-        """Dense search (nearest, farthest) with the one SearchRequest; lexical and
-        hybrid modes need the embedded store's lexical index (FAILED_PRECONDITION)."""
+        """Every mode of the embedded store, with its rules (indexer/search.py): rank,
+        skip `offset`, keep `k`, then drop hits beyond `min_score` on the score the mode
+        returns (cosine, BM25 or fused); filters restrict each retriever before fusion.
+        Lexical scoring: ranksearch.indexer.milvus_lexical."""
         cfg = self.config
         if not isinstance(request, SearchRequest):
             raise InvalidArgument("request", f"must be a SearchRequest, got {type(request).__name__}")
-        request.check_limits(cfg.max_k, cfg.max_offset)
+        request.check_limits(cfg.max_k, cfg.max_offset, where="indexer")
         definition = self._definition(collection)
+        request = request.resolved(definition.defaults)
         fields = self._variant(definition, request.variant or None)
-        mode = request.mode or "nearest"  # a Milvus collection's default mode is nearest
-        if mode not in MODES:
-            raise FailedPrecondition("mode", f"the Milvus store answers {' and '.join(MODES)} searches; "
-                                     f"{mode!r} needs the embedded store")
-        if vectors is None:
-            raise InvalidArgument("vectors", f"{mode} search needs query vectors")
-        k, offset, min_score = request.k, request.offset, request.min_score
-        include_text = request.include_text
+        mode = request.mode
+        unit = terms = None
+        if mode in DENSE_MODES:
+            if vectors is None:
+                raise InvalidArgument("queries", f"mode {mode} needs query vectors")
+            arr = np.asarray(vectors, dtype=np.float32)
+            arr = arr[None, :] if arr.ndim == 1 else arr
+            if len(arr) > cfg.max_queries:
+                raise InvalidArgument("queries", f"has {len(arr)} rows, the limit is {cfg.max_queries}")
+            unit = v.unit_rows(arr, "queries", fields.spec.dim, None)  # (q, dim)
+        if mode in LEXICAL_MODES:
+            if definition.lexical is None:
+                raise FailedPrecondition("mode", f"collection {definition.name!r} was created in Milvus before "
+                                         "the Milvus store had a lexical index, so it has no lexical fields; "
+                                         "lexical and hybrid searches need it re-created and its documents "
+                                         "upserted again (docs/SCALE_OUT.md); dense searches work")
+            texts = v.check_texts(texts, "texts", cfg.max_queries, None if unit is None else len(unit))
+            terms = ml.query_terms(definition.lexical, texts)
         expr = expression(dict(request.filter))
-        knobs = dict(request.params)
-        queries = vectors
-        arr = np.asarray(queries, dtype=np.float32)
-        if arr.ndim == 1:
-            arr = arr[None, :]
-        if len(arr) > cfg.max_queries:
-            raise InvalidArgument("queries", f"has {len(arr)} rows, the limit is {cfg.max_queries}")
-        unit = v.unit_rows(arr, "queries", fields.spec.dim, None)  # (q, dim)
-        depth = k + offset
-        farthest = mode == "farthest"
+        if mode in ("nearest", "farthest"):
+            return self._dense_page(definition, fields, request, unit, expr)
+        dense_depth, lexical_depth = (request.hybrid.depths(request.window) if mode == "hybrid"
+                                      else (request.window, request.window))
+        dense = (self._dense_runs(definition, fields, request, unit, expr, dense_depth)
+                 if unit is not None else [None] * len(terms))
+
+        def fetch(e: str, out: list[str]) -> list[dict]:
+            return self._query_all(definition, e, out)
+        stats = ml.corpus_stats(lambda e: self._count_where(definition, e), fetch)
+        lex = [ml.ranking(definition.lexical, stats, t, fetch, expr, lexical_depth) for t in terms]
+        return self._fused_page(definition, request, dense, lex)
+
+    def _dense_runs(self, definition: ms.Definition, fields: ms.VariantFields, request: SearchRequest,
+                    unit: np.ndarray, expr: str, depth: int, output: tuple[str, ...] = ()) -> list[list]:
+        """One Milvus search for all (q, dim) query rows: per query [(id, cosine, entity)],
+        best first (farthest: smallest cosine first)."""
+        farthest = request.farthest
         if farthest:  # the smallest cosines are the largest of the negated query, exact field
             field, sparams, unit = fields.exact_field, {"metric_type": "IP", "params": {}}, -unit
         else:
-            field, sparams = ms.search_params(fields, bool(knobs.get("exact")), knobs, depth)
-        output = ["metadata", "text"] if include_text else ["metadata"]
+            field, sparams = ms.search_params(fields, bool(request.params.get("exact")), dict(request.params),
+                                              depth)
         client = self._connected()
         results = self._loaded_call("search", definition, lambda: client.search(
             definition.physical, data=unit.tolist(), anns_field=field, limit=depth, filter=expr,
-            output_fields=output, search_params=sparams, consistency_level=self.consistency,
+            output_fields=list(output), search_params=sparams, consistency_level=self.consistency,
             timeout=self.timeout))
+        sign = -1.0 if farthest else 1.0
+        return [[(str(h["id"]), sign * float(h["distance"]), h["entity"]) for h in per_query]
+                for per_query in results]
+
+    def _dense_page(self, definition, fields, request: SearchRequest, unit: np.ndarray, expr: str) -> list[list[Hit]]:
+        """nearest / farthest: the page comes with its metadata (and text) from the search."""
+        output = ("metadata", "text") if request.include_text else ("metadata",)
         out = []
-        for per_query in results:
+        for run in self._dense_runs(definition, fields, request, unit, expr, request.window, output):
             hits = []
-            for hit in list(per_query)[offset:]:
-                score = -float(hit["distance"]) if farthest else float(hit["distance"])
-                if min_score is not None and (score > min_score if farthest else score < min_score):
-                    break
-                entity = hit["entity"]
-                hits.append(Hit(str(hit["id"]), score, entity.get("text", "") if include_text else "",
-                                dict(entity.get("metadata") or {})))
+            for rank, (doc_id, score, entity) in enumerate(run[request.offset:], start=request.offset + 1):
+                if not self._within(request, score):
+                    continue
+                hits.append(Hit(doc_id, score, entity.get("text", "") if request.include_text else "",
+                                dict(entity.get("metadata") or {}),
+                                Explain(rank, score, 0, 0.0) if request.explain else None))
             out.append(hits)
         return out
+
+    @staticmethod
+    def _within(request: SearchRequest, score: float) -> bool:
+        low = request.min_score
+        return low is None or (score <= low if request.farthest else score >= low)
+
+    def _fused_page(self, definition: ms.Definition, request: SearchRequest, dense: list, lex: list) -> list[list[Hit]]:
+        """lexical / hybrid: rank (fuse with ranksearch.fusion in hybrid mode), page, cut,
+        then fetch the page's metadata (and text) by id."""
+        pages = []
+        for d_run, l_run in zip(dense, lex):
+            d = None if d_run is None else [(doc_id, score) for doc_id, score, _ in d_run]
+            if request.mode == "hybrid":
+                h = request.hybrid
+                ranked = fusion.fuse([d, l_run], [h.dense_weight, h.lexical_weight], h.fusion, h.rrf_k,
+                                     h.normalization)
+            else:
+                ranked = l_run
+            page = [(doc_id, score) for doc_id, score in ranked[request.offset:request.window]
+                    if self._within(request, score)]
+            pages.append((page, explainer(d, l_run) if request.explain else None))
+        wanted = sorted({doc_id for page, _ in pages for doc_id, _ in page})
+        fields = ["metadata", "text"] if request.include_text else ["metadata"]
+        rows = self._rows(definition, wanted, fields, self.consistency) if wanted else {}
+        # a hit deleted between its ranking and this read is left out
+        return [[Hit(doc_id, score, rows[doc_id].get("text", "") if request.include_text else "",
+                     dict(rows[doc_id].get("metadata") or {}), explain(doc_id) if explain else None)
+                 for doc_id, score in page if doc_id in rows] for page, explain in pages]
 
     # ------------------------------------------------------------ operations
 
@@ -423,8 +524,13 @@ class MilvusStore:
                                    "index_type": f"milvus {kind}" + (" + FLAT exact copy" if fields.approximate else ""),
                                    "rebuilding": None, "load_state": load_state,
                                    "milvus_fields": [fields.field] + ([fields.exact_field] if fields.approximate else [])}
-            out["collections"][name] = {"documents": documents, "default_variant": definition.default_variant,
-                                        "physical": definition.physical, "variants": variants}
+            lex = definition.lexical
+            out["collections"][name] = {
+                "documents": documents, "default_variant": definition.default_variant,
+                "physical": definition.physical, "variants": variants,
+                "lexical": {"analyzer": lex.analyzer if lex else "none (created before the Milvus lexical index)",
+                            "documents": documents if lex else 0, "ready": True,
+                            "default_mode": definition.defaults.mode}}
         return out
 
     def verify(self) -> dict[str, Any]:
@@ -472,3 +578,4 @@ class MilvusStore:
                 if time.monotonic() >= deadline:
                     raise
                 time.sleep(0.5)
+

@@ -28,9 +28,6 @@ from ranksearch.indexer.types import CollectionInfo, Document, Hit, VariantSpec
 if TYPE_CHECKING:
     from ranksearch.indexer.request import SearchRequest
 
-MODES = ("nearest", "farthest")  # search modes every store answers
-
-
 @runtime_checkable
 class StoragePort(Protocol):
     def open(self) -> None:
@@ -63,7 +60,8 @@ class StoragePort(Protocol):
         for the dense modes, texts for the lexical ones. Scores are cosine similarities
         in the dense modes (nearest largest first, farthest smallest first; exact
         wherever the variant is flat, and farthest is exact on every index kind), BM25
-        in lexical mode, fused in hybrid mode. A store without a lexical index answers
+        in lexical mode, fused in hybrid mode. Both stores answer every mode; a Milvus
+        collection created before the Milvus store had a lexical index answers
         lexical and hybrid with FailedPrecondition naming `mode`."""
 
     def unchanged(self, collection: str, docs: list[Document]) -> set[str]:

@@ -36,7 +36,7 @@ from ranksearch.indexer import validation as v
 from ranksearch.indexer.config import IndexerConfig
 from ranksearch.indexer.milvus_filter import expression, ids_expression, literal
 from ranksearch.indexer.request import DENSE_MODES, LEXICAL_MODES, SearchDefaults, SearchRequest
-from ranksearch.indexer.search import _explainer as explainer  # one home for explain
+from ranksearch.indexer.search import explainer  # one home for explain
 from ranksearch.indexer.store import content_hash
 from ranksearch.indexer.types import CollectionInfo, Document, Explain, Hit, VariantSpec
 

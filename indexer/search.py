@@ -107,7 +107,7 @@ def _search_once(coll, store, request: SearchRequest, vectors, queries, exact_fi
         seqs: list[int] = []
         for d_run, l_run in zip(dense, lex):
             ranking = _rank(request, d_run, l_run)[request.offset:request.window]
-            explain = _explainer(d_run, l_run) if request.explain else None
+            explain = explainer(d_run, l_run) if request.explain else None
             row = []
             for seq, score in ranking:
                 if not low <= score <= high:
@@ -128,7 +128,7 @@ def _search_once(coll, store, request: SearchRequest, vectors, queries, exact_fi
     return rows, True
 
 
-def _explainer(dense: Run | None, lex: Run | None):
+def explainer(dense: Run | None, lex: Run | None):
     """seq -> Explain: its 1-based rank and score in each run (0 where absent)."""
     d = {seq: (rank, score) for rank, (seq, score) in enumerate(dense or [], start=1)}
     x = {seq: (rank, score) for rank, (seq, score) in enumerate(lex or [], start=1)}

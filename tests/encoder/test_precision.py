@@ -129,3 +129,30 @@ def test_cuda_encodes_like_cpu(converted, sentences, precision):
     assert gpu.engine == "torch" and gpu.device == "cuda"
     agreement = float((gpu.encode(sentences, role="document") * cpu).sum(1).min())
     assert agreement > (0.9999 if precision == "fp32" else 0.99)
+
+
+def test_bf16_serves_bf16_weights_and_stays_within_tolerance_of_eager_fp32(converted, monkeypatch,
+                                                                          sentences):
+    """The served bf16 path holds the ranked encoder's weights in bfloat16 (no autocast
+    casting them on every call) and its vectors stay within cosine 0.999 of eager fp32,
+    for batches with padding and for single texts."""
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)
+    fp32 = load_encoder(converted)
+    bf16 = load_encoder(converted, precision="bf16")
+    assert not bf16.autocast
+    assert {p.dtype for p in bf16.model[0].encoder.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model[0].encoder.parameters()} == {torch.float32}
+    for texts in (sentences, sentences[:1]):
+        want = fp32.encode(texts, role="query")
+        got = bf16.encode(texts, role="query")
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+        assert float((got * want).sum(1).min()) > 0.999
+
+
+def test_bf16_of_a_plain_bert_folder_runs_under_autocast(bert_st_folder, monkeypatch, sentences):
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)
+    emb = load_encoder(bert_st_folder, precision="bf16")
+    assert emb.autocast and emb.precision == "bf16"
+    fp32 = load_encoder(bert_st_folder).encode(sentences, role="document")
+    assert float((emb.encode(sentences, role="document") * fp32).sum(1).min()) > 0.99

@@ -7,6 +7,7 @@ L2-normalised rows at any precision (see precision.py for what each one runs on)
 from __future__ import annotations
 
 import contextlib
+import copy
 import os
 import threading
 from collections.abc import Sequence
@@ -57,6 +58,11 @@ class Embedder:
         self.dim = int(model.get_embedding_dimension())
         self.prompts = model_prompts(model.prompts)
         self._lock = threading.Lock()
+        # token_counts() runs on callers' threads while encode() tokenises: a fast
+        # tokenizer is not thread-safe (each call sets its padding/truncation state),
+        # so measuring uses its own copy, one call at a time.
+        self._measure_tokenizer = copy.deepcopy(model.tokenizer)
+        self._measure_lock = threading.Lock()
 
     def _autocast(self):
         """bf16 of a model whose weights stay float32 (a plain BERT folder): matrix
@@ -93,8 +99,9 @@ class Embedder:
     def token_counts(self, texts: Sequence[str]) -> list[int]:
         """Tokens per text as the encoder will see them (truncated to max_seq_length):
         what a forward pass costs, for batching by padded-token budget."""
-        ids = self.model.tokenizer(list(texts), truncation=True, max_length=self.model.max_seq_length,
-                                   add_special_tokens=True)["input_ids"]
+        with self._measure_lock:
+            ids = self._measure_tokenizer(list(texts), truncation=True, max_length=self.model.max_seq_length,
+                                          add_special_tokens=True)["input_ids"]
         return [len(x) for x in ids]
 
     def encoder_config(self) -> EncoderConfig | None:

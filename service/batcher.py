@@ -5,8 +5,8 @@ builds one forward pass at a time from the jobs waiting *now*:
 
 - **Budget, not count.** A pass holds at most ``max_batch_texts`` texts and at most
   ``max_batch_tokens`` padded tokens (texts x the longest text's tokens, measured by
-  ``measure`` on the submitting thread, in parallel with the pass in flight), so forty short queries share a pass that two 512-token documents
-  would fill.
+  ``measure`` on the submitting thread, in parallel with the pass in flight), so
+  forty short queries share a pass that two 512-token documents would fill.
 - **No delay at low load.** The worker never waits for company unless ``max_wait_ms``
   > 0: a lone request is encoded at once; requests that arrive while a pass runs form
   the next pass together (that is where the batching comes from under load).

@@ -11,11 +11,16 @@ out, it is the same for every row):
   the int8 row is ORT's default per-tensor quantisation)
 - ranksearch fp32 eager PyTorch                     (the served path)
 - ranksearch fp32 through ONNX Runtime              (engine="onnxruntime")
-- ranksearch bf16                                   (autocast, the served bf16 path)
+- ranksearch bf16 autocast                          (the served bf16 path before: weights fp32)
+- ranksearch bf16 weights, unpacked                 (weights in bf16, plain F.linear)
+- ranksearch bf16                                   (the served bf16 path: bf16 weights,
+                                                     prepacked oneDNN linears, packed.py)
 - ranksearch int8                                   (the served int8 path: per-channel)
 
-Each row reports docs/s, the ratio to the baseline, and the minimum cosine of its
-mean-pooled, normalised vectors against the fp32 BertModel's.
+Each row reports docs/s (wall) and docs per CPU second of this process (steadier when
+other jobs share the cores), the ratios to the baseline, and the minimum cosine of its
+mean-pooled, normalised vectors against the fp32 BertModel's. The load average is
+printed with the table.
 """
 from __future__ import annotations
 
@@ -107,6 +112,8 @@ def main() -> None:
 
     bert = BertModel.from_pretrained(str(source_dir()), add_pooling_layer=False).eval()
     eager = module.encoder.eval()
+    weights_bf16 = copy.deepcopy(eager).to(torch.bfloat16).eval()
+    served_bf16 = load_encoder(folder, precision="bf16").model[0].encoder  # bf16 weights, packed
     bf16 = native_bf16("cpu")
 
     def autocast(fn):
@@ -124,7 +131,9 @@ def main() -> None:
         "ONNX Runtime int8 (per-tensor default)": bert_ort(bert, args.threads, int8=True),
         "ranksearch fp32 (served: eager torch)": ranked,
         "ranksearch fp32, onnxruntime engine": OrtEncoder(eager, "fp32", args.threads),
-        "ranksearch bf16 (served: autocast)": autocast(ranked),
+        "ranksearch bf16, autocast (before)": autocast(ranked),
+        "ranksearch bf16 weights, unpacked": lambda ids, mask: weights_bf16(ids, mask),
+        "ranksearch bf16 (served: bf16 weights, packed)": lambda ids, mask: served_bf16(ids, mask),
         "ranksearch int8 (served: per-channel)": OrtEncoder(eager, "int8", args.threads),
     }
     with torch.inference_mode():
@@ -134,23 +143,29 @@ def main() -> None:
             got = [pool(run(ids, mask), mask) for ids, mask in batches]
             cos[name] = min(float((g * r).sum(-1).min()) for g, r in zip(got, ref))
         rates = {name: [] for name in runners}
+        cpu_rates = {name: [] for name in runners}
         for _ in range(args.repeats):  # interleaved: drift hits every row alike
             for name, run in runners.items():
-                t0 = time.perf_counter()
+                t0, c0 = time.perf_counter(), time.process_time()
                 for ids, mask in batches:
                     pool(run(ids, mask), mask)
                 rates[name].append(len(texts) / (time.perf_counter() - t0))
+                cpu_rates[name].append(len(texts) / (time.process_time() - c0))
     base = max(rates["transformers BertModel fp32"])
+    cpu_base = max(cpu_rates["transformers BertModel fp32"])
     ort_fp32 = max(rates["ONNX Runtime fp32 (BertModel export)"])
     print(f"{len(texts)} stdlib texts, length-sorted batches of {args.batch}, <= {args.max_len} tokens "
           f"(longest batch {max(ids.shape[1] for ids, _ in batches)}), threads={args.threads}, "
           f"best of {args.repeats} interleaved; torch {torch.__version__}; "
-          f"native bf16: {bf16} ({' '.join(sorted(f for f in cpu_flags() if 'bf16' in f or 'vnni' in f))})")
-    print(f"| path | docs/s | vs BertModel fp32 | vs ORT fp32 | min cosine vs fp32 |")
-    print("|---|---|---|---|---|")
+          f"native bf16: {bf16} ({' '.join(sorted(f for f in cpu_flags() if 'bf16' in f or 'vnni' in f))}); "
+          f"load average {' '.join(f'{x:.1f}' for x in os.getloadavg())}")
+    print("| path | docs/s | vs BertModel fp32 | vs ORT fp32 | docs/CPU-s | vs BertModel (CPU) "
+          "| min cosine vs fp32 |")
+    print("|---|---|---|---|---|---|---|")
     for name in runners:
-        best = max(rates[name])
-        print(f"| {name} | {best:.1f} | {best / base:.2f}x | {best / ort_fp32:.2f}x | {cos[name]:.5f} |")
+        best, cpu = max(rates[name]), max(cpu_rates[name])
+        print(f"| {name} | {best:.1f} | {best / base:.2f}x | {best / ort_fp32:.2f}x | {cpu:.1f} "
+              f"| {cpu / cpu_base:.2f}x | {cos[name]:.5f} |")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,9 @@ Starts two `ranksearch serve` processes -- micro-batching on and off -- on the d
 dir and on a copy of it (the first start of an empty data dir indexes the built-in
 stdlib corpus; later starts take seconds), or drives an already running server
 (--server; then only as configured). For 1, 8 and 32 concurrent clients (one channel
-each) it prints p50/p95/p99 latency and QPS for nearest and farthest search, and the
+each; the clients run in a child process, benchmarks/load_gen.py, asyncio + grpc.aio,
+whose CPU share is reported, as is the server's CPU per request) it prints p50/p95/p99
+latency and QPS for nearest (and, with --modes, farthest) search, and the
 in-process cost of the same searches through SearchCore directly (no gRPC, on a
 second copy). The cells are interleaved (on, off, in-process for each setting) so
 that a change in machine load hits all three alike.
@@ -26,7 +28,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 from pathlib import Path
 
@@ -53,37 +54,34 @@ def percentiles(ms: list[float]) -> dict[str, float]:
     return {"p50_ms": float(p50), "p95_ms": float(p95), "p99_ms": float(p99)}
 
 
+def proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def drive(address: str, queries: list[str], clients: int, mode: str, requests: int,
-          collection: str, k: int) -> dict:
-    """`clients` threads, each with its own channel, share `requests` searches."""
-    conns = [SearchClient(address, timeout=120, retries=0) for _ in range(clients)]
-    for c in conns:  # warm the channels
-        c.search(queries[0], collection=collection, k=k)
-    latencies: list[float] = []
-    lock = threading.Lock()
-    counter = iter(range(requests))
-
-    def worker(client: SearchClient) -> None:
-        mine = []
-        for i in counter:  # shared iterator: next() is atomic under the GIL
-            q = queries[i % len(queries)]
-            t0 = time.perf_counter()
-            client.search(q, collection=collection, k=k, farthest=mode == "farthest")
-            mine.append((time.perf_counter() - t0) * 1000)
-        with lock:
-            latencies.extend(mine)
-
-    threads = [threading.Thread(target=worker, args=(c,)) for c in conns]
-    t0 = time.perf_counter()
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    wall = time.perf_counter() - t0
-    for c in conns:
-        c.close()
-    return {"clients": clients, "mode": mode, "requests": len(latencies),
-            "qps": len(latencies) / wall, **percentiles(latencies)}
+          collection: str, k: int, server_pid: int | None = None) -> dict:
+    """`clients` single-query clients (one channel each, closed loop) share `requests`
+    searches. The clients run in a child process (benchmarks/load_gen.py, asyncio +
+    grpc.aio): cheap, and its CPU is measured (gen_cpu_share: the share of all cores it
+    used during the cell); the server's CPU per request is measured when its pid is given."""
+    args = {"address": address, "collection": collection, "queries": queries, "clients": clients,
+            "requests": requests, "mode": mode, "k": k}
+    server0 = proc_cpu_s(server_pid) if server_pid else None
+    out = subprocess.run([sys.executable, str(Path(__file__).with_name("load_gen.py")), json.dumps(args)],
+                         check=True, capture_output=True, text=True).stdout
+    r = json.loads(out.splitlines()[-1])
+    if r["errors"]:
+        raise SystemExit(f"{len(r['errors'])} searches failed: {sorted(set(r['errors']))}")
+    row = {"clients": clients, "mode": mode, "requests": r["requests"], "qps": r["qps"],
+           **percentiles(r["latencies_ms"]),
+           "gen_cpu_share": r["cpu_s"] / (r["wall_s"] * (os.cpu_count() or 1)),
+           "gen_cpu_ms_per_request": 1000 * r["cpu_s"] / r["requests"],
+           "load_average": os.getloadavg()[0]}
+    if server_pid:  # includes the generator's warm-up calls: one per client
+        row["server_cpu_ms_per_request"] = 1000 * (proc_cpu_s(server_pid) - server0) / (r["requests"] + clients)
+    return row
 
 
 def fill(address: str, collections: list[str], n: int) -> None:
@@ -186,10 +184,16 @@ class InProcess:
 
 def table(title: str, rows: list[dict]) -> None:
     print(f"\n{title}")
-    print(f"{'clients':>7} {'mode':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'QPS':>8}")
+    print(f"{'clients':>7} {'mode':>9} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'QPS':>8}"
+          f" {'srv cpu ms/req':>14} {'gen cpu ms/req':>14} {'gen share':>9} {'load':>5}")
     for r in rows:
+        extra = ""
+        if "gen_cpu_share" in r:
+            srv = r.get("server_cpu_ms_per_request")
+            extra = (f" {srv if srv is not None else float('nan'):>14.1f} {r['gen_cpu_ms_per_request']:>14.2f}"
+                     f" {100 * r['gen_cpu_share']:>8.1f}% {r['load_average']:>5.1f}")
         print(f"{r['clients']:>7} {r['mode']:>9} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
-              f"{r['p99_ms']:>8.1f} {r['qps']:>8.1f}")
+              f"{r['p99_ms']:>8.1f} {r['qps']:>8.1f}{extra}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -251,8 +255,9 @@ def main(argv: list[str] | None = None) -> int:
                 for clients in CONCURRENCY:
                     for p in precisions:
                         for batching in (True, False):
-                            rows[(batching, p)].append(drive(servers[batching][1], queries, clients, mode,
-                                                             args.requests, collection_of[p], args.k))
+                            proc, address = servers[batching]
+                            rows[(batching, p)].append(drive(address, queries, clients, mode, args.requests,
+                                                             collection_of[p], args.k, proc.pid))
                     if clients == 1:
                         results["in_process"].append(local.run(queries, mode, args.requests, args.k))
             local.close()

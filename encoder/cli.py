@@ -155,6 +155,11 @@ def _embed(args) -> int:
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
     emb = load_encoder(args.model, device=args.device, precision=args.precision, strict=args.strict)
     print(f"precision {emb.precision} ({emb.engine}, {emb.device})", file=sys.stderr)
+    if emb.precision == "int8":
+        print("QUALITY CHANGE: int8 changes the vectors more than bf16 does (measured: nDCG@10 "
+              "moved by more than 0.003 against fp32 on the reference corpora, "
+              "docs/PERFORMANCE.md). Measure it on your corpus before serving it: ranksearch "
+              "eval --spec evaluation/specs/precision.yaml", file=sys.stderr)
     for text, vector in zip(texts, emb.encode(texts, role=args.role)):
         print(json.dumps({"text": text, "vector": [round(float(x), 7) for x in vector]},
                          ensure_ascii=False))

@@ -6,8 +6,10 @@ Three precisions, one meaning everywhere (service variants, harness specs,
 - ``fp32``: float32 end to end, eager PyTorch (ONNX Runtime on request: engine
   "onnxruntime", see onnx_engine.py; as fast on whole batches, but it gained nothing
   from the service's micro-batching where PyTorch's padded-batch path does).
-- ``bf16``: matrix products in bfloat16 (``torch.autocast``), LayerNorm, softmax and
-  pooling in float32. Only fast where the CPU multiplies bf16 natively (AVX-512 BF16
+- ``bf16``: a ranked encoder's weights in bfloat16, its linear layers prepacked once
+  for oneDNN on CPU (packed.py); LayerNorm and softmax accumulate in float32 inside
+  their kernels, pooling runs in float32 (a plain BERT folder runs under
+  ``torch.autocast`` instead). Only fast where the CPU multiplies bf16 natively (AVX-512 BF16
   or AMX); elsewhere bf16 is emulated and slower than fp32, so it is never used
   silently there: the request falls back to fp32 with a WARNING log line, and the
   effective precision is reported (Stats, describe()).

@@ -102,8 +102,8 @@ class RankedEncoderModule(InputModule):
 
     def forward(self, features: dict[str, torch.Tensor], **kwargs) -> dict[str, torch.Tensor]:
         run = self.engine or self.encoder  # engine: e.g. an OrtEncoder (inference only)
-        features["token_embeddings"] = run(
-            features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
+        tokens = run(features["input_ids"], features["attention_mask"], features.get("token_type_ids"))
+        features["token_embeddings"] = tokens.float()  # (b, t, d); bf16 weights give bf16
         return features
 
     def save(self, output_path: str, *args, safe_serialization: bool = True, **kwargs) -> None:

@@ -99,6 +99,10 @@ def _rank_str(rank) -> str:
     return "" if rank is None else str(rank)
 
 
+#: nDCG@10 change against fp32 within which a precision counts as a drop-in replacement
+PRECISION_TOLERANCE = 0.003
+
+
 def precision_delta(results: dict, v: dict, metric: str = HEADLINE) -> float | None:
     """Quality change of a bf16/int8 variant against the fp32 run of the same model
     folder in the same results (None for fp32, BM25, or without such a sibling)."""
@@ -108,6 +112,21 @@ def precision_delta(results: dict, v: dict, metric: str = HEADLINE) -> float | N
         if other.get("model_folder") == v["model_folder"] and other.get("precision") == "fp32":
             return v["metrics"][metric] - other["metrics"][metric]
     return None
+
+
+def precision_text(results: dict, lang: str = "en") -> list[str]:
+    """One line per bf16/int8 variant: its nDCG@10 change against fp32, loudly where
+    it exceeds PRECISION_TOLERANCE."""
+    from .strings import text
+
+    lines = []
+    for v in results["variants"]:
+        delta = precision_delta(results, v)
+        if delta is not None:
+            key = "precision_change_large" if abs(delta) > PRECISION_TOLERANCE else "precision_change"
+            lines.append(text(lang, key, variant=v["name"], precision=v["precision"], delta=delta,
+                              tolerance=PRECISION_TOLERANCE))
+    return lines
 
 
 def csv_rows(results: dict) -> list[dict]:
@@ -169,6 +188,7 @@ def summary_text(results: dict, lang: str = "en") -> str:
                      f"{sr['p50_ms']:>8.2f}/{sr['p95_ms']:<8.2f} {flops:>9.4f}")
     sig = results["significance"]
     lines.append(text(lang, "console_sig_legend", base=base, test=sig["test"], max_p=sig["max_p"]))
+    lines += precision_text(results, lang)
     n = results["corpus"].get("queries") or 0
     if n < SMALL_SAMPLE_QUERIES:
         lines.append(text(lang, "small_sample", n=n, minimum=SMALL_SAMPLE_QUERIES))

@@ -97,6 +97,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "probe_legend_seed": "seed", "probe_legend_mean": "mean over seeds",
         "probe_legend_baseline": "baseline: {name}",
         "section_summary_cost": "Cost and latency",
+        "precision_change": "Precision: {variant} ({precision}) moves nDCG@10 by {delta:+.4f} "
+                            "against fp32 (within {tolerance}).",
+        "precision_change_large": "QUALITY CHANGE: {variant} ({precision}) moves nDCG@10 by "
+                                  "{delta:+.4f} against fp32, more than {tolerance}: not a drop-in "
+                                  "replacement for fp32 on this corpus.",
         "small_sample": "Caution: this comparison rests on {n} test queries (fewer than "
                         "{minimum}). With so few queries, real differences often do not reach "
                         "significance, so “not significantly worse” is weak evidence. Add "
@@ -249,6 +254,11 @@ STRINGS: dict[str, dict[str, str]] = {
         "probe_legend_seed": "シード", "probe_legend_mean": "シード平均",
         "probe_legend_baseline": "基準: {name}",
         "section_summary_cost": "コストとレイテンシ",
+        "precision_change": "精度: {variant} ({precision}) の nDCG@10 は fp32 から {delta:+.4f} "
+                            "変化しました (±{tolerance} 以内)。",
+        "precision_change_large": "品質の変化: {variant} ({precision}) の nDCG@10 は fp32 から "
+                                  "{delta:+.4f} 変化しました (±{tolerance} を超えています)。"
+                                  "このコーパスでは fp32 の代わりにそのまま使えません。",
         "small_sample": "注意: この比較はテストクエリ {n} 件 ({minimum} 件未満) に基づいています。"
                         "クエリがこれほど少ないと実際の差も有意になりにくく、「有意に劣らない」"
                         "は弱い根拠にすぎません。判断の前にクエリを増やしてください。",

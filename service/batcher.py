@@ -5,8 +5,8 @@ builds one forward pass at a time from the jobs waiting *now*:
 
 - **Budget, not count.** A pass holds at most ``max_batch_texts`` texts and at most
   ``max_batch_tokens`` padded tokens (texts x the longest text's tokens, measured by
-  ``measure``), so forty short queries share a pass that two 512-token documents
-  would fill.
+  ``measure`` on the submitting thread, in parallel with the pass in flight), so
+  forty short queries share a pass that two 512-token documents would fill.
 - **No delay at low load.** The worker never waits for company unless ``max_wait_ms``
   > 0: a lone request is encoded at once; requests that arrive while a pass runs form
   the next pass together (that is where the batching comes from under load).
@@ -92,6 +92,10 @@ class MicroBatcher:
         if self._closing.is_set():
             job.future.set_exception(Unavailable("", "the server is shutting down"))
             return job.future
+        # Measured here, on the caller's thread, while the worker's pass runs (the
+        # forward pass releases the GIL): the worker only plans and encodes.
+        job.tokens = self._measure(job.texts)
+        job.order = sorted(range(len(job.texts)), key=job.tokens.__getitem__)
         self._queue.put(job)
         return job.future
 
@@ -126,8 +130,6 @@ class MicroBatcher:
                 if job is not None:
                     self._line.append(job)  # failed by _run's clean-up
                 return False
-            job.tokens = self._measure(job.texts)
-            job.order = sorted(range(len(job.texts)), key=job.tokens.__getitem__)
             self._line.append(job)
             try:
                 job = self._queue.get_nowait()

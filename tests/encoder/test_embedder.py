@@ -94,3 +94,26 @@ def test_third_party_loading(converted, sentences):
     third = SentenceTransformer(str(converted), trust_remote_code=True, local_files_only=True)
     # the Embedder re-normalises its rows, hence float round-off rather than equality
     np.testing.assert_allclose(third.encode(sentences), load_encoder(converted).encode(sentences, role="document"), atol=1e-6)
+
+
+def test_token_counts_and_encode_run_concurrently(bert_st_folder, sentences):
+    """The service measures texts on gRPC threads while the encoder worker encodes: a
+    fast tokenizer is not thread-safe (measuring without padding while a padded batch
+    is tokenised broke that batch), so measuring uses its own tokenizer."""
+    emb = load_encoder(bert_st_folder)
+    assert emb._measure_tokenizer is not emb.model.tokenizer
+    want = emb.encode(sentences, role="document")
+    counts = emb.token_counts(sentences)
+    failures = []
+
+    def measure():
+        for _ in range(200):
+            if emb.token_counts(sentences) != counts:
+                failures.append("counts changed")
+
+    thread = threading.Thread(target=measure)
+    thread.start()
+    for _ in range(20):
+        np.testing.assert_allclose(emb.encode(sentences, role="document"), want, atol=1e-5)
+    thread.join()
+    assert not failures

@@ -1,10 +1,12 @@
 """Precision (fp32 / bf16 / int8), its start-up detection, and the ONNX Runtime path."""
+import copy
 import logging
 
 import numpy as np
 import pytest
 import torch
 
+from ranksearch.encoder import packed
 from ranksearch.encoder import precision as precisions
 from ranksearch.encoder.config import EncoderConfig
 from ranksearch.encoder.convert import convert_model
@@ -129,3 +131,53 @@ def test_cuda_encodes_like_cpu(converted, sentences, precision):
     assert gpu.engine == "torch" and gpu.device == "cuda"
     agreement = float((gpu.encode(sentences, role="document") * cpu).sum(1).min())
     assert agreement > (0.9999 if precision == "fp32" else 0.99)
+
+
+def test_bf16_serves_bf16_weights_and_stays_within_tolerance_of_eager_fp32(converted, monkeypatch,
+                                                                          sentences):
+    """The served bf16 path holds the ranked encoder's weights in bfloat16 (no autocast
+    casting them on every call) and its vectors stay within cosine 0.999 of eager fp32,
+    for batches with padding and for single texts."""
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)
+    fp32 = load_encoder(converted)
+    bf16 = load_encoder(converted, precision="bf16")
+    assert not bf16.autocast
+    assert {p.dtype for p in bf16.model[0].encoder.parameters()} == {torch.bfloat16}
+    assert {p.dtype for p in fp32.model[0].encoder.parameters()} == {torch.float32}
+    if packed.available():  # the products run through prepacked oneDNN kernels
+        assert isinstance(bf16.model[0].encoder.blocks[0].ffn.up, packed.PackedLinear)
+    for texts in (sentences, sentences[:1]):
+        want = fp32.encode(texts, role="query")
+        got = bf16.encode(texts, role="query")
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(np.linalg.norm(got, axis=1), 1.0, atol=1e-4)
+        assert float((got * want).sum(1).min()) > 0.999
+
+
+def test_bf16_of_a_plain_bert_folder_runs_under_autocast(bert_st_folder, monkeypatch, sentences):
+    monkeypatch.setattr(precisions, "cpu_flags", lambda: BF16)
+    emb = load_encoder(bert_st_folder, precision="bf16")
+    assert emb.autocast and emb.precision == "bf16"
+    fp32 = load_encoder(bert_st_folder).encode(sentences, role="document")
+    assert float((emb.encode(sentences, role="document") * fp32).sum(1).min()) > 0.99
+
+
+@pytest.mark.skipif(not packed.available(), reason="PyTorch built without oneDNN")
+def test_packed_bf16_linears_equal_the_unpacked_bf16_module():
+    """pack() swaps the bf16 encoder's products for prepacked oneDNN kernels: same
+    outputs within bf16 rounding, padded and unpadded, same parameter count."""
+    torch.manual_seed(2)
+    cfg = EncoderConfig.preset("tiny", vocab_size=50, max_len=32, rank=[4, 12], dropout=0.0)
+    plain = RankedEncoder(cfg).eval().to(torch.bfloat16)
+    fast = copy.deepcopy(plain)
+    assert packed.pack(fast) == 4 * len(cfg.ranks)
+    assert sum(p.numel() for p in fast.parameters()) == sum(p.numel() for p in plain.parameters())
+    ids = torch.randint(5, 50, (3, 12))
+    mask = torch.ones_like(ids)
+    mask[1, 5:] = 0
+    for m in (mask, torch.ones_like(ids)):  # unpadded inference path, and no padding at all
+        with torch.inference_mode():
+            want, got = plain(ids, m).float(), fast(ids, m).float()
+        real = m.bool()
+        torch.testing.assert_close(got[real], want[real], atol=3e-2, rtol=3e-2)
+        assert float(torch.nn.functional.cosine_similarity(got[real], want[real], dim=-1).min()) > 0.999

@@ -102,3 +102,30 @@ def test_close_fails_waiting_jobs_and_returns_after_the_pass_in_flight():
         waiting.result(1)
     with pytest.raises(Unavailable):
         b.submit(["late"]).result(1)
+
+
+def test_texts_are_measured_on_the_callers_thread_while_a_pass_runs():
+    """Tokenising for the budget happens in submit(), so the worker only plans and
+    encodes; a tokenizer failure reaches that caller and the worker keeps serving."""
+    enc = Gated()
+    measured_on = []
+
+    def measure(texts):
+        measured_on.append(threading.current_thread().name)
+        if "bad" in texts:
+            raise ValueError("cannot tokenise")
+        return tokens(texts)
+
+    batcher = MicroBatcher(enc, measure=measure, name="m")
+    try:
+        blocker = enc.hold(batcher)  # a pass in flight
+        waiting = batcher.submit(["ab", "c"])
+        assert measured_on == [threading.current_thread().name] * 2  # measured before the pass ended
+        with pytest.raises(ValueError, match="cannot tokenise"):
+            batcher.submit(["bad"])
+        enc.gate.set()
+        blocker.result(10)
+        np.testing.assert_array_equal(waiting.result(10)[:, 0], [2.0, 1.0])
+        assert "batcher-m" not in measured_on
+    finally:
+        batcher.close()

@@ -147,7 +147,7 @@ def _register_embed(subparsers) -> None:
                         "role is prepended (E5: 'passage: ' / 'query: ')")
     p.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
                    help="documents longer than the model's max_seq_length: truncate (default) or "
-                        "window (overlapping windows, mean of their vectors); queries are truncated")
+                        "window (overlapping windows, max-pooled into one vector); queries are truncated")
     p.set_defaults(func=_embed)
 
 

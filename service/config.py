@@ -356,7 +356,7 @@ class ServiceConfig:
     default_index: IndexSection = _f(doc="index of variants that configure none", factory=IndexSection)
     long_text: str = _f("truncate", "documents longer than the model's max_seq_length: truncate "
                         "(keep the first tokens) or window (encode overlapping windows with the "
-                        "document prompt, store their mean); queries are always truncated; "
+                        "document prompt, store their element-wise maximum); queries are always truncated; "
                         "see docs/JAPANESE.md")
     shutdown_grace_s: float = _f(10.0, "on SIGTERM, how long in-flight requests may finish")
     limits: LimitsSection = _f(doc="request limits", factory=LimitsSection)

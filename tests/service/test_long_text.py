@@ -41,12 +41,12 @@ def short_window_model(tmp_path, tiny_model):
 
 def reference(folder, text: str) -> np.ndarray:
     """Each window encoded by sentence-transformers itself with the document prompt,
-    averaged and renormalised."""
+    element-wise maximum, renormalised."""
     model = load_sentence_transformer(folder)
     windows = text_windows(model.tokenizer, text, PROMPTS["document"], MAX_TOKENS)
     vectors = model.encode([PROMPTS["document"] + w for w in windows], normalize_embeddings=True)
-    mean = vectors.mean(axis=0)
-    return mean / np.linalg.norm(mean)
+    top = vectors.max(axis=0)
+    return top / np.linalg.norm(top)
 
 
 def test_windows_fit_cover_the_text_and_overlap(short_window_model):
@@ -65,7 +65,7 @@ def test_windows_fit_cover_the_text_and_overlap(short_window_model):
     assert text_windows(tokenizer, SHORT, PROMPTS["document"], MAX_TOKENS) == [SHORT]
 
 
-def test_served_long_document_is_the_mean_of_its_windows(make_server, short_window_model):
+def test_served_long_document_is_the_pooled_encoding_of_its_windows(make_server, short_window_model):
     server = make_server(default_model=str(short_window_model), long_text="window")
     client = server.client()
     client.create_collection("docs")

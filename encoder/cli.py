@@ -10,6 +10,8 @@ import json
 import sys
 from pathlib import Path
 
+from .long_text import LONG_TEXT_MODES
+
 DEFAULT_STEPS = 480
 
 
@@ -143,6 +145,9 @@ def _register_embed(subparsers) -> None:
     p.add_argument("--role", choices=("document", "query"), default="document",
                    help="encode as documents (default) or as queries: the model's prompt for that "
                         "role is prepended (E5: 'passage: ' / 'query: ')")
+    p.add_argument("--long-text", choices=LONG_TEXT_MODES, default="truncate",
+                   help="documents longer than the model's max_seq_length: truncate (default) or "
+                        "window (overlapping windows, max-pooled into one vector); queries are truncated")
     p.set_defaults(func=_embed)
 
 
@@ -153,7 +158,8 @@ def _embed(args) -> int:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
     texts = args.texts or [line.rstrip("\n") for line in sys.stdin if line.strip()]
-    emb = load_encoder(args.model, device=args.device, precision=args.precision, strict=args.strict)
+    emb = load_encoder(args.model, device=args.device, precision=args.precision, strict=args.strict,
+                       long_text=args.long_text)
     print(f"precision {emb.precision} ({emb.engine}, {emb.device})", file=sys.stderr)
     if emb.precision == "int8":
         print("QUALITY CHANGE: int8 changes the vectors more than bf16 does (measured: nDCG@10 "

@@ -24,6 +24,7 @@ from ranksearch.errors import InvalidArgument  # noqa: E402
 from .config import EncoderConfig  # noqa: E402
 from . import precision as precisions  # noqa: E402
 from .cost import cost_report, size_on_disk  # noqa: E402
+from .long_text import check_long_text, encode_windowed  # noqa: E402
 from .st_module import RankedEncoderModule, load_sentence_transformer  # noqa: E402
 
 DESCRIBE_SEQ_LEN = 128  # sequence length at which describe() states FLOPs per token
@@ -48,8 +49,9 @@ class Embedder:
     serialised by a lock: one forward pass at a time already uses every core)."""
 
     def __init__(self, model, source: str, precision: str = "fp32", engine: str = "torch",
-                 device: str = "cpu", autocast: bool = True):
+                 device: str = "cpu", autocast: bool = True, long_text: str = "truncate"):
         self.model = model.eval()
+        self.long_text = check_long_text(long_text)  # documents only; see long_text.py
         self.source = source
         self.precision = precision  # effective precision (after any fallback)
         self.engine = engine        # "torch" or "onnxruntime"
@@ -77,7 +79,9 @@ class Embedder:
 
         ``role`` is "query" (search text) or "document" (stored text): the model
         folder's prompt for that role (e.g. E5's "query: " / "passage: ") is prepended;
-        models without prompts encode both roles alike."""
+        models without prompts encode both roles alike. Documents longer than
+        ``max_seq_length`` tokens are truncated or windowed (``long_text``); queries are
+        truncated."""
         if role not in ROLES:
             raise InvalidArgument("role", f"must be one of {', '.join(ROLES)}, got {role!r}")
         if isinstance(texts, str):
@@ -90,10 +94,19 @@ class Embedder:
             raise InvalidArgument("batch_size", f"must be >= 1, got {batch_size}")
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        prompt = self.prompts[role]
+
+        def encode(batch: list[str]) -> np.ndarray:  # (len(batch), dim) unit rows
+            return self.model.encode(batch, prompt=prompt, batch_size=batch_size,
+                                     show_progress_bar=show_progress,
+                                     convert_to_numpy=True, normalize_embeddings=True)
+
         with self._lock, torch.inference_mode(), self._autocast():
-            vectors = self.model.encode(texts, prompt=self.prompts[role], batch_size=batch_size,
-                                        show_progress_bar=show_progress,
-                                        convert_to_numpy=True, normalize_embeddings=True)
+            if role == "document" and self.long_text == "window":
+                vectors = encode_windowed(encode, self.model.tokenizer, texts, prompt,
+                                          self.model.max_seq_length)
+            else:
+                vectors = encode(texts)
         return np.ascontiguousarray(vectors, dtype=np.float32)
 
     def token_counts(self, texts: Sequence[str]) -> list[int]:
@@ -123,6 +136,7 @@ class Embedder:
             "size_bytes": size_on_disk(self.source),
             "max_seq_length": self.model.max_seq_length,
             "prompts": dict(self.prompts),
+            "long_text": self.long_text,
             "precision": self.precision,
             "engine": self.engine,
             "device": self.device,
@@ -137,7 +151,7 @@ class Embedder:
 
 
 def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32",
-                 engine: str = "auto", strict: bool = False) -> Embedder:
+                 engine: str = "auto", strict: bool = False, long_text: str = "truncate") -> Embedder:
     """Load a model folder (ranked encoder, or any sentence-transformers folder built
     from sentence-transformers' own modules) fully offline.
 
@@ -146,7 +160,10 @@ def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32
     ``engine``: "auto" runs int8 through ONNX Runtime and everything else through
     PyTorch (whose padded-batch path amortises micro-batches: measured in the service,
     ONNX Runtime fp32 gained nothing from batching); "torch" forces eager PyTorch
-    (fp32/bf16); "onnxruntime" serves a ranked encoder at fp32 through ONNX Runtime."""
+    (fp32/bf16); "onnxruntime" serves a ranked encoder at fp32 through ONNX Runtime.
+    ``long_text``: truncate | window, how documents longer than the model's
+    max_seq_length are encoded (long_text.py)."""
+    check_long_text(long_text)
     if engine not in ("auto", "torch", "onnxruntime"):
         raise InvalidArgument("engine", f"must be auto, torch or onnxruntime, got {engine!r}")
     effective = precisions.resolve(precision, device, strict=strict)
@@ -173,4 +190,4 @@ def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32
         from .onnx_engine import OrtEncoder
         first.engine = OrtEncoder(first.encoder.eval(), effective)
     return Embedder(model, str(folder), effective, "onnxruntime" if use_ort else "torch", device,
-                    autocast=not bf16_weights)
+                    autocast=not bf16_weights, long_text=long_text)

@@ -12,15 +12,22 @@ translations under ``/usr/share/man/ja``) or ``manpages-dev`` (``--lang en``,
     ranksearch-corpus.json  {"language": "ja", "source": ..., "package_version": ...}
 
 A page's query is the text after ``\\-`` on its NAME line; the page's names (before
-``\\-``) become the title, so the query never contains them. Pages are read as real
-files only: symlinks and ``.so`` pages are aliases of a page that is read anyway.
-Left out: pages without a man(7) NAME line (the few mdoc pages), descriptions shorter
-than `MIN_TEXT_CHARS`, descriptions identical to an earlier page's. A query whose
-text several pages share (not a known-item query) is dropped; so is, in Japanese, a
-query without kana or kanji or one whose description is mostly untranslated
-(`MIN_JAPANESE_SHARE`): those would measure cross-language retrieval. Their pages
-stay as documents. Queries go to ``test`` when sha256(query id) is even (half),
-else to ``train``.
+``\\-``) become the title, so the query never contains them. Rules, in order:
+
+- Pages are read as real files only: symlinks and ``.so`` pages are aliases of a page
+  that is read anyway. Pages without a man(7) NAME line (the few mdoc pages) and
+  descriptions shorter than `MIN_TEXT_CHARS` are left out.
+- ``--lang ja``: only Japanese pages. A page whose description's prose is less than
+  half Japanese (`translated_share` < `MIN_TRANSLATED_SHARE`: the translators left it,
+  or its newer paragraphs, in English) is left out, document and query.
+- One document per distinct description: pages that share one (several functions
+  documented on one page, each with its own file) become one document with the first
+  page's id and all the pages' names as title; every page's query points at it, so no
+  known item has an identical twin.
+- A query text that leads to more than one document is not a known-item query and is
+  dropped; so is, in Japanese, a NAME line without kana or kanji (its document stays).
+
+Queries go to ``test`` when sha256(query id) is even (half), else to ``train``.
 
 Troff is stripped by this module, not rendered by groff: the output depends only on
 the page sources (so on the package version recorded in ``ranksearch-corpus.json``),
@@ -50,9 +57,14 @@ LANGUAGES = {
 DEFAULT_SECTIONS = (2, 3)
 MIN_TEXT_CHARS = 60
 MIN_QUERY_CHARS = 4
-#: --lang ja: a description with a smaller share of kana/kanji characters is mostly
-#: untranslated English; its page stays as a distractor document without a query.
-MIN_JAPANESE_SHARE = 0.2
+#: --lang ja: a page is Japanese when at least half of its description's prose is
+#: (`translated_share`); the others were left in English by the translators and are
+#: not part of a Japanese corpus.
+MIN_TRANSLATED_SHARE = 0.5
+#: a paragraph without kana/kanji is English prose from this many words on (shorter
+#: ones are code, names, table cells)
+ENGLISH_PROSE_WORDS = 8
+_WORD = re.compile(r"[A-Za-z]{2,}")
 
 # Requests whose arguments are text in one font (.B bold, .I italic, ...).
 _TEXT_REQUESTS = {"B", "I", "SM", "SB"}
@@ -240,11 +252,20 @@ def page_id(path: Path) -> str:
     return name[:-3] if name.endswith(".gz") else name
 
 
-def manpage_rows(files: list[Path], lang: str) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
-    """(corpus rows, query rows, (query id, doc id) pairs) for the given page files."""
+@dataclass
+class _Entry:
+    """One page that made it into the corpus: its id, names, query and description."""
+    page: str
+    names: str
+    query: str
+    text: str
+
+
+def _read_entries(files: list[Path], lang: str) -> list[_Entry]:
+    """Pages with a NAME line and a long enough description, in ``files`` order; with
+    ``--lang ja`` only pages whose description is mostly Japanese (`translated_share`)."""
     desc_names = LANGUAGES[lang]["description"]
-    docs: list[tuple[str, str, str, str]] = []  # (id, names, query, text)
-    seen: set[str] = set()
+    out = []
     for path in files:
         source = read_page(path)
         if source.lstrip().startswith(".so "):
@@ -254,30 +275,55 @@ def manpage_rows(files: list[Path], lang: str) -> tuple[list[dict], list[dict], 
         body = _section(page, desc_names)
         if nl is None or not body:
             continue
+        if lang == "ja" and translated_share(body) < MIN_TRANSLATED_SHARE:
+            continue
         text = "\n".join(body)
-        if len(text) < MIN_TEXT_CHARS or text in seen:
-            continue
-        seen.add(text)
-        docs.append((page_id(path), nl[0], nl[1], text))
-    count: dict[str, int] = {}
-    for _, _, query, _ in docs:
-        count[query] = count.get(query, 0) + 1
-    corpus = [{"_id": did, "title": names, "text": text} for did, names, _, text in docs]
+        if len(text) >= MIN_TEXT_CHARS:
+            out.append(_Entry(page_id(path), nl[0], nl[1], text))
+    return out
+
+
+def manpage_rows(files: list[Path], lang: str) -> tuple[list[dict], list[dict], list[tuple[str, str]]]:
+    """(corpus rows, query rows, (query id, doc id) pairs) for the given page files.
+
+    One document per distinct description: pages that share one (several functions
+    documented together) become one document, id of the first page, titled with all
+    their names, and each page's query points at it. A query text that leads to more
+    than one document is not a known-item query and is dropped; so is, in Japanese, a
+    NAME line without kana or kanji."""
+    groups: dict[str, list[_Entry]] = {}
+    for e in _read_entries(files, lang):
+        groups.setdefault(e.text, []).append(e)
+    corpus, targets = [], {}  # targets: query text -> {doc id: first page with that query}
+    for text, entries in groups.items():
+        did = entries[0].page
+        names = list(dict.fromkeys(n.strip() for e in entries for n in e.names.split(",")))
+        corpus.append({"_id": did, "title": ", ".join(names), "text": text})
+        for e in entries:
+            targets.setdefault(e.query, {}).setdefault(did, e.page)
     queries, pairs = [], []
-    for did, _, query, text in docs:
-        if len(query) < MIN_QUERY_CHARS or count[query] > 1 or (lang == "ja" and not _translated(query, text)):
+    for query, docs in targets.items():
+        if len(docs) > 1 or len(query) < MIN_QUERY_CHARS or (lang == "ja" and not has_japanese(query)):
             continue
-        qid = f"q:{did}"
+        (did, page), = docs.items()
+        qid = f"q:{page}"
         queries.append({"_id": qid, "text": query})
         pairs.append((qid, did))
     return corpus, queries, pairs
 
 
-def _translated(query: str, text: str) -> bool:
-    """Both the query and the description are Japanese (kana/kanji), not left in English."""
-    chars = [c for c in text if not c.isspace()]
-    share = sum(has_japanese(c) for c in chars) / max(len(chars), 1)
-    return has_japanese(query) and share >= MIN_JAPANESE_SHARE
+def translated_share(paragraphs: list[str]) -> float:
+    """Share of a description's prose that is Japanese: characters in paragraphs with
+    kana or kanji over those plus the characters in English prose paragraphs (no kana
+    or kanji, at least `ENGLISH_PROSE_WORDS` words). Code, tables and lists of names
+    (short paragraphs without Japanese) count for neither."""
+    japanese = english = 0
+    for p in paragraphs:
+        if has_japanese(p):
+            japanese += len(p)
+        elif len(_WORD.findall(p)) >= ENGLISH_PROSE_WORDS:
+            english += len(p)
+    return japanese / (japanese + english) if japanese + english else 0.0
 
 
 def package_version(package: str) -> str | None:

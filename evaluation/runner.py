@@ -129,7 +129,8 @@ def _run_variant(v: VariantSpec, spec: EvalSpec, corpus_dir, data, runs_dir: Pat
             build = {"model_folder": str(folder), "built_now": built,
                      "build_seconds": time.perf_counter() - t0}
             _stage(tag, f"encoding {len(doc_texts)} documents and {len(q_texts)} queries", t0)
-            embedder = load_encoder(folder, precision=v.precision, device=spec.device)
+            embedder = load_encoder(folder, precision=v.precision, device=spec.device,
+                                    long_text=spec.long_text)
             if spec.max_seq_length:
                 embedder.model.max_seq_length = spec.max_seq_length
             res = run_dense(embedder, v.index, doc_ids, doc_texts, all_qids, all_texts, spec.top_k,

@@ -40,6 +40,7 @@ from typing import Any
 
 import yaml
 
+from ranksearch.encoder.long_text import check_long_text
 from ranksearch.errors import ConfigError
 from ranksearch.typed import reject_unknown
 
@@ -126,6 +127,7 @@ class EvalSpec:
     latency_queries: int = 100
     top_k: int = 100
     max_seq_length: int | None = None   # truncate texts (tokens) for every dense variant
+    long_text: str = "truncate"         # truncate | window: documents over max_seq_length
     device: str = "cpu"                 # cpu | cuda: where dense variants encode
     language: str | None = None         # en | ja | auto: BM25's analyzer (None: the corpus's, else en)
 
@@ -139,12 +141,13 @@ class EvalSpec:
         return {"name": self.name, "baseline": self.baseline,
                 "attention_check": self.attention_check, "max_p": self.max_p,
                 "stat_test": self.stat_test, "latency_queries": self.latency_queries,
-                "top_k": self.top_k, "max_seq_length": self.max_seq_length, "device": self.device,
+                "top_k": self.top_k, "max_seq_length": self.max_seq_length, "long_text": self.long_text,
+                "device": self.device,
                 "language": self.language,
                 "variants": [{**v.resolved(), "seeds": v.seeds} for v in self.variants]}
 
 
-_TOP_KEYS = ["name", "baseline", "attention_check", "index", "variants", "max_p",
+_TOP_KEYS = ["name", "baseline", "long_text", "attention_check", "index", "variants", "max_p",
              "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device",
              "language"]
 _VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
@@ -306,6 +309,7 @@ def parse_spec(data: Any) -> EvalSpec:
                     latency_queries=int(data.get("latency_queries", 100)),
                     top_k=top_k,
                     max_seq_length=_int_or_none(data.get("max_seq_length"), "max_seq_length"),
+                    long_text=check_long_text(str(data.get("long_text", "truncate"))),
                     device=device, language=language)
 
 

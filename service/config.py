@@ -22,6 +22,7 @@ from typing import Any
 
 import yaml
 
+from ranksearch.encoder.long_text import check_long_text
 from ranksearch.encoder.precision import DEVICES, PRECISIONS
 from ranksearch.errors import ConfigError, InvalidArgument
 from ranksearch.names import RULE, is_valid_name
@@ -353,6 +354,10 @@ class ServiceConfig:
                             "(multilingual-e5-small: Japanese and ~100 languages), built offline "
                             "on first start")
     default_index: IndexSection = _f(doc="index of variants that configure none", factory=IndexSection)
+    long_text: str = _f("truncate", "documents longer than the model's max_seq_length: truncate "
+                        "(keep the first tokens) or window (encode overlapping windows with the "
+                        "document prompt, store their element-wise maximum); queries are always truncated; "
+                        "see docs/JAPANESE.md")
     shutdown_grace_s: float = _f(10.0, "on SIGTERM, how long in-flight requests may finish")
     limits: LimitsSection = _f(doc="request limits", factory=LimitsSection)
     batching: BatchingSection = _f(doc="micro-batching of encode requests", factory=BatchingSection)
@@ -376,6 +381,7 @@ class ServiceConfig:
             raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
         if self.device not in DEVICES:
             raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
+        check_long_text(self.long_text)
 
     def indexer_limits(self) -> dict[str, int]:
         """The IndexerConfig keys that come from `limits` (setting them under

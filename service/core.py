@@ -97,7 +97,8 @@ class SearchCore:
                  batching: BatchingSection | None = None, default_model: str = "default",
                  default_index: IndexSection | None = None, default_collection: str = "",
                  load_encoder: Callable[..., Any] | None = None,
-                 on_batch: Callable[[int, int], None] | None = None, device: str = "cpu"):
+                 on_batch: Callable[[int, int], None] | None = None, device: str = "cpu",
+                 long_text: str = "truncate"):
         self.indexer = indexer
         self.data_dir = Path(data_dir)
         self.limits = limits or LimitsSection()
@@ -111,6 +112,7 @@ class SearchCore:
         self._load_encoder = load_encoder
         self._on_batch = on_batch
         self.device = device
+        self.long_text = long_text  # how documents over max_seq_length are encoded
         self.routing = RoutingTable(self.data_dir / "service" / "routing.json")
         self._models: dict[str, tuple[Any, MicroBatcher]] = {}
         self._models_lock = threading.Lock()
@@ -142,7 +144,8 @@ class SearchCore:
                     raise InvalidArgument("model", f"{model!r} cannot name a model folder: {exc.strerror}") from None
                 if not exists:
                     raise FailedPrecondition("model", f"model folder {path} does not exist")
-                embedder = self._load_encoder(path, precision=precision, device=self.device)
+                embedder = self._load_encoder(path, precision=precision, device=self.device,
+                                              long_text=self.long_text)
                 b = self.batching
                 batcher = MicroBatcher(
                     lambda texts, role: embedder.encode(texts, batch_size=b.max_batch_texts, role=role),

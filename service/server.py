@@ -145,7 +145,7 @@ class Server:
                                    default_model=cfg.default_model, default_index=cfg.default_index,
                                    default_collection=cfg.default_collection,
                                    load_encoder=self._load_encoder, on_batch=self.metrics.on_batch,
-                                   device=cfg.device)
+                                   device=cfg.device, long_text=cfg.long_text)
             if first_start.needs_bootstrap(cfg, self.core):
                 first_start.bootstrap(cfg, self.core)
             self._ensure_configured_collections()

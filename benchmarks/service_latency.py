@@ -115,14 +115,16 @@ def small_corpus(n: int) -> Path:
 
 def start_server(data_dir: Path, batching: bool, threads: int,
                  extra: list[dict] = (), bootstrap: Path | None = None,
-                 extra_config: dict | None = None) -> tuple[subprocess.Popen, str, float]:
+                 extra_config: dict | None = None,
+                 max_wait_ms: float = 0.0) -> tuple[subprocess.Popen, str, float]:
     port = free_port()
     cfg = Path(tempfile.mkdtemp()) / "bench.yaml"
     first = {"bootstrap": {"corpus": str(bootstrap)}} if bootstrap else {}
     cfg.write_text(json.dumps({**first, "metrics": {"port": None}, "threads": threads,
                                "limits": {"max_concurrent_requests": 256},
                                "collections": list(extra),
-                               "batching": {"enabled": batching}, "logging": {"level": "WARNING"},
+                               "batching": {"enabled": batching, "max_wait_ms": max_wait_ms},
+                               "logging": {"level": "WARNING"},
                                **(extra_config or {})}))
     t0 = time.perf_counter()
     proc = subprocess.Popen([sys.executable, "-m", "ranksearch.cli", "serve", "--config", str(cfg),
@@ -205,6 +207,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--queries", type=int, default=500)
     p.add_argument("--k", type=int, default=10)
     p.add_argument("--threads", type=int, default=40, help="server gRPC threads")
+    p.add_argument("--max-wait-ms", type=float, default=0.0,
+                   help="batching.max_wait_ms of the batching-on server")
     p.add_argument("--encoder-threads", default="1,1", metavar="ON,OFF",
                    help="torch threads (config encoder_threads) of the batching-on and the "
                         "batching-off server")
@@ -249,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
             enc_threads = dict(zip((True, False), (int(x) for x in args.encoder_threads.split(","))))
             for batching, data_dir in ((True, args.data_dir), (False, copies / "off")):
                 proc, address, start_s = start_server(data_dir, batching, args.threads, extra,
-                                                      extra_config={"encoder_threads": enc_threads[batching]})
+                                                      extra_config={"encoder_threads": enc_threads[batching]},
+                                                      max_wait_ms=args.max_wait_ms if batching else 0.0)
                 servers[batching] = (proc, address)
                 print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'}, "
                       f"encoder_threads {enc_threads[batching]})")

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import tempfile
 import time
@@ -26,10 +25,9 @@ from pathlib import Path
 
 import numpy as np
 from hybrid_search import make_queries, make_texts, unit_rows, vocabulary
+from store_pair import add_milvus_args, open_stores
 
-from ranksearch.indexer import Document, Indexer, IndexerConfig, LexicalConfig, VariantSpec
-from ranksearch.indexer.milvus_store import MilvusStore
-from ranksearch.indexer.milvus_testing import MilvusLite
+from ranksearch.indexer import Document, LexicalConfig, VariantSpec
 from ranksearch.indexer.request import SearchRequest
 
 MODES = ("nearest", "lexical", "hybrid")
@@ -65,8 +63,7 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=30)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--uri", help="measure this Milvus instead of starting a local milvus-lite "
-                    "(token from $MILVUS_TOKEN; uses a collection named bench_...)")
+    add_milvus_args(ap)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
@@ -78,11 +75,7 @@ def main() -> None:
     q /= np.linalg.norm(q, axis=1, keepdims=True)
     results, answers = {}, {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        uri = args.uri or stack.enter_context(MilvusLite(Path(tmp) / "milvus")).uri
-        remote = "milvus" if args.uri else "milvus-lite"
-        stores = {"embedded": Indexer(Path(tmp) / "embedded", IndexerConfig(snapshot_interval_s=0)),
-                  remote: MilvusStore(uri, token=os.environ.get("MILVUS_TOKEN", ""),
-                                             collection_prefix="bench_", timeout_s=300)}
+        stores, remote = open_stores(Path(tmp), stack, args.uri, timeout_s=300)
         for label, store in stores.items():
             store.open()
             results[label], answers[label] = measure(store, texts, x, queries, q, args.batch)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
 import platform
 import tempfile
 import time
@@ -28,9 +27,9 @@ from pathlib import Path
 
 import numpy as np
 
-from ranksearch.indexer import Document, Indexer, IndexerConfig, IndexSpec, VariantSpec
-from ranksearch.indexer.milvus_store import MilvusStore
-from ranksearch.indexer.milvus_testing import MilvusLite
+from store_pair import add_milvus_args, open_stores
+
+from ranksearch.indexer import Document, IndexSpec, VariantSpec
 from ranksearch.indexer.request import SearchRequest
 
 FLAT, HNSW = IndexSpec("flat"), IndexSpec("hnsw", {"M": 16, "efConstruction": 100})
@@ -73,21 +72,14 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=384)
     ap.add_argument("--queries", type=int, default=200)
     ap.add_argument("--batch", type=int, default=256)
-    ap.add_argument("--uri", help="measure this Milvus instead of starting a local milvus-lite "
-                    "(token from $MILVUS_TOKEN; uses collections named bench_*)")
+    add_milvus_args(ap)
     ap.add_argument("--out", type=Path)
     args = ap.parse_args()
     rng = np.random.default_rng(0)
     x, queries = unit(rng, args.docs, args.dim), unit(rng, args.queries, args.dim)
     results = {}
     with tempfile.TemporaryDirectory() as tmp, contextlib.ExitStack() as stack:
-        uri = args.uri or stack.enter_context(MilvusLite(Path(tmp) / "milvus")).uri
-        remote = "milvus" if args.uri else "milvus-lite"
-        stores = {
-            "embedded": Indexer(Path(tmp) / "embedded", IndexerConfig(snapshot_interval_s=0)),
-            remote: MilvusStore(uri, token=os.environ.get("MILVUS_TOKEN", ""),
-                                       collection_prefix="bench_", timeout_s=120),
-        }
+        stores, remote = open_stores(Path(tmp), stack, args.uri, timeout_s=120)
         for label, store in stores.items():
             store.open()
             for kind in KINDS:

@@ -227,7 +227,7 @@ class MicroBatcher:
             return
         if self._on_batch:
             self._on_batch(len(plan), len(texts))
-        start = 0
+        start, finished = 0, []
         with self._cond:
             for job, idx in plan:
                 rows, start = vectors[start:start + len(idx)], start + len(idx)
@@ -238,4 +238,6 @@ class MicroBatcher:
                 job.rows[idx] = rows
                 job.done += len(idx)
                 if job.done == len(job.texts):
-                    job.future.set_result(job.rows)
+                    finished.append(job)
+        for job in finished:  # wakes the callers: outside the lock the other workers plan with
+            job.future.set_result(job.rows)

@@ -277,3 +277,29 @@ def test_the_server_gives_each_encoder_one_worker_per_core_by_default(make_serve
     assert server.client().search("search").hits[0].id == "a"
     _, batcher = server.server.core.encoder("default")
     assert batcher.workers == usable_cores()
+
+
+def test_batched_rows_on_several_workers_equal_each_text_encoded_alone(tiny_model):
+    """The real encoder behind two workers: concurrent callers' rows, encoded in shared
+    padded passes on both workers at once, equal each text encoded on its own."""
+    from ranksearch.encoder import load_encoder
+
+    emb = load_encoder(tiny_model)
+    texts = [f"query {i} " + "about search " * (i % 5) for i in range(24)]
+    alone = {t: emb.encode([t], role="query")[0] for t in texts}
+    b = MicroBatcher(lambda batch, role: emb.encode(batch, role=role), workers=2, measure=emb.token_counts)
+    try:
+        results = {}
+
+        def call(text):
+            results[text] = b.encode([text], role="query")
+
+        threads = [threading.Thread(target=call, args=(t,)) for t in texts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        b.close()
+    for t in texts:
+        np.testing.assert_allclose(results[t][0], alone[t], atol=1e-5)

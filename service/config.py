@@ -169,6 +169,10 @@ class BatchingSection:
                             "arriving during a pass form the next one)")
     max_batch_texts: int = _f(64, "most texts in one forward pass (larger requests are split)")
     max_batch_tokens: int = _f(8192, "most padded tokens (texts x longest text) in one forward pass")
+    min_parallel_tokens: int = _f(128, "with several encoder workers (encoder_threads: auto), a worker "
+                                  "starts a pass beside another worker's running pass only once this "
+                                  "many tokens wait (~8 short queries; a one-query pass costs ~3x per "
+                                  "query); with no pass running a request starts at once. 0: always at once")
 
     def __post_init__(self):
         if self.max_wait_ms < 0:
@@ -177,6 +181,8 @@ class BatchingSection:
             raise ConfigError("max_batch_texts", f"must be >= 1, got {self.max_batch_texts}")
         if self.max_batch_tokens < 1:
             raise ConfigError("max_batch_tokens", f"must be >= 1, got {self.max_batch_tokens}")
+        if self.min_parallel_tokens < 0:
+            raise ConfigError("min_parallel_tokens", f"must be >= 0, got {self.min_parallel_tokens}")
 
 
 @dataclass

@@ -154,7 +154,8 @@ class SearchCore:
                     enabled=b.enabled, max_wait_ms=b.max_wait_ms,
                     max_batch_texts=b.max_batch_texts, max_batch_tokens=b.max_batch_tokens,
                     measure=getattr(embedder, "token_counts", estimate_tokens),
-                    name=path.name, on_batch=self._on_batch, workers=self.encoder_workers)
+                    name=path.name, on_batch=self._on_batch, workers=self.encoder_workers,
+                    min_parallel_tokens=b.min_parallel_tokens)
                 self._models[key] = (embedder, batcher)
             return self._models[key]
 

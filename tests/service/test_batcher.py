@@ -175,19 +175,54 @@ def test_a_lone_request_is_encoded_at_once_by_an_idle_worker_while_another_pass_
         b.close()
 
 
-def test_the_default_batcher_never_sleeps_before_a_pass(monkeypatch):
-    """max_wait_ms 0 (the default): a worker that finds a job encodes it; it never
-    waits for company (the only wait in the worker is max_wait_ms's sleep)."""
+@pytest.mark.parametrize("min_parallel_tokens", [0, 1000])
+def test_the_default_batcher_never_sleeps_before_a_pass(monkeypatch, min_parallel_tokens):
+    """max_wait_ms 0 (the default): a worker that finds a job while no pass runs
+    encodes it; it never waits for company (the only sleep in the worker is
+    max_wait_ms's), whatever min_parallel_tokens says."""
     import ranksearch.service.batcher as batcher_module
 
     sleeps = []
     monkeypatch.setattr(batcher_module, "time", type("T", (), {"sleep": staticmethod(sleeps.append)}))
     enc = Lanes()
-    b = MicroBatcher(enc, workers=2, measure=tokens)
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=min_parallel_tokens)
     for text in ("one", "two", "three"):
         assert b.submit([text]).result(10)[0, 0] == len(text)
     b.close()
     assert sleeps == [] and enc.passes == [["one"], ["two"], ["three"]]
+
+
+def test_beside_a_running_pass_a_second_pass_starts_only_once_enough_tokens_wait():
+    """min_parallel_tokens: one short text waits (no one-text pass beside the held
+    one); when the waiting texts reach the threshold, the idle worker encodes them
+    together while the first pass is still held."""
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=10)
+    try:
+        held = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        small = b.submit(["s"])        # 1 token waiting: below 10
+        more = b.submit(["b" * 9])     # 10 tokens waiting: a second pass starts
+        assert small.result(10)[0, 0] == 1 and more.result(10)[0, 0] == 9
+        assert not held.done() and enc.passes[1] == ["s", "b" * 9]
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_texts_waiting_below_the_threshold_start_when_the_running_pass_ends():
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=10)
+    try:
+        held = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        small = b.submit(["s"])
+        enc.gate.set()
+        assert held.result(10)[0, 0] == 4 and small.result(10)[0, 0] == 1
+        assert enc.passes == [["hold"], ["s"]]
+    finally:
+        enc.gate.set()
+        b.close()
 
 
 def test_a_split_request_runs_on_two_workers_at_once_and_its_rows_stay_in_order():
@@ -262,6 +297,13 @@ def test_encoder_threads_is_auto_or_a_positive_integer(value):
     assert info.value.field == "encoder_threads"
 
 
+@pytest.mark.parametrize("value", [-1, "x", 1.5, None])
+def test_min_parallel_tokens_is_a_non_negative_integer(value):
+    with pytest.raises(ConfigError) as info:
+        from_dict(ServiceConfig, {"batching": {"min_parallel_tokens": value}})
+    assert info.value.field == "batching.min_parallel_tokens"
+
+
 def test_encoder_threads_auto_is_one_thread_per_pass_and_one_pass_per_core():
     auto = ServiceConfig()
     assert auto.encoder_threads == "auto"
@@ -276,7 +318,7 @@ def test_the_server_gives_each_encoder_one_worker_per_core_by_default(make_serve
     server.client().upsert("docs", [Document("a", "a text about search")])
     assert server.client().search("search").hits[0].id == "a"
     _, batcher = server.server.core.encoder("default")
-    assert batcher.workers == usable_cores()
+    assert batcher.workers == usable_cores() and batcher.min_parallel_tokens == 128
 
 
 def test_batched_rows_on_several_workers_equal_each_text_encoded_alone(tiny_model):

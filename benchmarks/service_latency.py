@@ -154,7 +154,7 @@ class InProcess:
         from ranksearch.service.core import SearchCore
 
         cfg = ServiceConfig(data_dir=str(data_dir))
-        torch.set_num_threads(cfg.encoder_threads)
+        torch.set_num_threads(cfg.torch_threads)
         self.indexer = Indexer(data_dir / "index", cfg.indexer_config())
         self.indexer.open()
         self.core = SearchCore(self.indexer, data_dir, limits=cfg.limits, default_collection=collection)
@@ -209,9 +209,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--threads", type=int, default=40, help="server gRPC threads")
     p.add_argument("--max-wait-ms", type=float, default=0.0,
                    help="batching.max_wait_ms of the batching-on server")
-    p.add_argument("--encoder-threads", default="1,1", metavar="ON,OFF",
-                   help="torch threads (config encoder_threads) of the batching-on and the "
-                        "batching-off server")
+    p.add_argument("--encoder-threads", default="auto,auto", metavar="ON,OFF",
+                   help="config encoder_threads (auto, the default, or an integer) of the "
+                        "batching-on and the batching-off server")
     p.add_argument("--out", type=Path, help="also write the results as JSON")
     p.add_argument("--precisions", default="fp32,bf16", help="comma list of fp32, bf16, int8")
     p.add_argument("--modes", default="nearest", help="comma list of nearest, farthest")
@@ -250,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
                              for p in precisions}
             extra = [{"name": collection_of[p], "variants": [{"name": "default", "precision": p}]}
                      for p in precisions if p != "fp32"]
-            enc_threads = dict(zip((True, False), (int(x) for x in args.encoder_threads.split(","))))
+            enc_threads = dict(zip((True, False), (x if x == "auto" else int(x)
+                                                   for x in args.encoder_threads.split(","))))
             for batching, data_dir in ((True, args.data_dir), (False, copies / "off")):
                 proc, address, start_s = start_server(data_dir, batching, args.threads, extra,
                                                       extra_config={"encoder_threads": enc_threads[batching]},

@@ -45,8 +45,9 @@ def model_prompts(saved: dict[str, str] | None) -> dict[str, str]:
 
 
 class Embedder:
-    """Wraps a loaded SentenceTransformer; safe to call from several threads (calls are
-    serialised by a lock: one forward pass at a time already uses every core)."""
+    """Wraps a loaded SentenceTransformer; safe to call from several threads. Forward
+    passes of concurrent calls run at once (the service's encoder workers run one
+    single-threaded pass per core, service/batcher.py); tokenising is serialised."""
 
     def __init__(self, model, source: str, precision: str = "fp32", engine: str = "torch",
                  device: str = "cpu", autocast: bool = True, long_text: str = "truncate"):
@@ -59,7 +60,18 @@ class Embedder:
         self.autocast = autocast and precision == "bf16"  # False: the weights are bf16 already
         self.dim = int(model.get_embedding_dimension())
         self.prompts = model_prompts(model.prompts)
-        self._lock = threading.Lock()
+        # A fast tokenizer is not thread-safe (a call may set its padding/truncation
+        # state while another call reads it): every tokenisation of encode() holds this
+        # lock, the forward passes do not. Reentrant: the windowed path holds it around
+        # its own tokenising and encoding.
+        self._tokenize_lock = threading.RLock()
+        preprocess = model.preprocess
+
+        def locked_preprocess(*args, **kwargs):
+            with self._tokenize_lock:
+                return preprocess(*args, **kwargs)
+
+        model.preprocess = locked_preprocess  # sentence-transformers tokenises through it
         # token_counts() runs on callers' threads while encode() tokenises: a fast
         # tokenizer is not thread-safe (each call sets its padding/truncation state),
         # so measuring uses its own copy, one call at a time.
@@ -101,10 +113,11 @@ class Embedder:
                                      show_progress_bar=show_progress,
                                      convert_to_numpy=True, normalize_embeddings=True)
 
-        with self._lock, torch.inference_mode(), self._autocast():
+        with torch.inference_mode(), self._autocast():
             if role == "document" and self.long_text == "window":
-                vectors = encode_windowed(encode, self.model.tokenizer, texts, prompt,
-                                          self.model.max_seq_length)
+                with self._tokenize_lock:  # text_windows tokenises with the model's tokenizer
+                    vectors = encode_windowed(encode, self.model.tokenizer, texts, prompt,
+                                              self.model.max_seq_length)
             else:
                 vectors = encode(texts)
         return np.ascontiguousarray(vectors, dtype=np.float32)

@@ -1,15 +1,26 @@
-"""Dynamic micro-batching of encode requests on one worker thread per encoder.
+"""Dynamic micro-batching of encode requests on worker threads of one encoder.
 
-Callers (gRPC handler threads) submit lists of texts and wait on a future. The worker
+Callers (gRPC handler threads) submit lists of texts and wait on a future. Each worker
 builds one forward pass at a time from the jobs waiting *now*:
 
 - **Budget, not count.** A pass holds at most ``max_batch_texts`` texts and at most
   ``max_batch_tokens`` padded tokens (texts x the longest text's tokens, measured by
   ``measure`` on the submitting thread, in parallel with the pass in flight), so
   forty short queries share a pass that two 512-token documents would fill.
-- **No delay at low load.** The worker never waits for company unless ``max_wait_ms``
-  > 0: a lone request is encoded at once; requests that arrive while a pass runs form
-  the next pass together (that is where the batching comes from under load).
+- **No delay at low load.** A worker never waits for company unless ``max_wait_ms``
+  > 0: a lone request is encoded at once by an idle worker; requests that arrive while
+  passes run form the next pass together (that is where the batching comes from under
+  load).
+- **Several passes at once** (``workers`` > 1, the service's ``encoder_threads: auto``):
+  with one torch thread per pass, a second pass uses a second core without splitting
+  one pass's small matrix products over threads that wait for each other. While one
+  worker encodes, the next worker takes the requests that arrived meanwhile. Workers
+  share one line, so every rule here holds across them (a large request's passes may
+  run on two workers at once).
+- **No tiny second passes.** While another worker's pass runs, an idle worker starts
+  only once ``min_parallel_tokens`` tokens wait (a pass of one short query costs ~3x
+  per query what a pass of eight does); fewer wait for the running pass to end, as they
+  would with one worker. With no pass running a request never waits.
 - **Large requests are split and interleaved.** A job larger than the budget is cut
   into passes (its texts in length order, so each pass pads little); after each pass
   a partly done job goes to the back of the line, so small calls that arrived behind
@@ -23,11 +34,12 @@ builds one forward pass at a time from the jobs waiting *now*:
 - **Shutdown.** ``close()`` fails every job still waiting with UNAVAILABLE and returns
   once the pass in flight (bounded by the budget) is done.
 
-With batching disabled each pass holds one job's texts only (still split by budget).
+With batching disabled each pass holds one job's texts only (still split by budget)
+and one pass runs at a time, as a server that encodes each request on its own.
 """
 from __future__ import annotations
 
-import queue
+import contextlib
 import threading
 import time
 from collections import deque
@@ -56,47 +68,63 @@ class _Job:
     future: Future = field(default_factory=Future)
     order: list[int] = field(default_factory=list)   # text indices, shortest first
     tokens: list[int] = field(default_factory=list)  # tokens per text
-    done: int = 0                                    # texts of `order` encoded so far
+    planned: int = 0                                 # texts of `order` handed to passes so far
+    done: int = 0                                    # texts encoded so far
     started: bool = False                            # future set running
     rows: np.ndarray | None = None                   # (n, dim) once the first pass is back
 
 
 class MicroBatcher:
-    """One worker thread that encodes queued jobs, several jobs per forward pass."""
+    """Worker threads that encode queued jobs, several jobs per forward pass."""
 
     def __init__(self, encode: EncodeFn, *, enabled: bool = True, max_wait_ms: float = 0.0,
                  max_batch_texts: int = 64, max_batch_tokens: int = 8192,
                  measure: MeasureFn = estimate_tokens, name: str = "encoder",
-                 on_batch: Callable[[int, int], None] | None = None):
+                 on_batch: Callable[[int, int], None] | None = None, workers: int = 1,
+                 min_parallel_tokens: int = 0):
+        if workers < 1:
+            raise ValueError(f"workers must be >= 1, got {workers}")
         self._encode = encode
         self._measure = measure
         self.enabled = enabled
         self.max_wait_s = max_wait_ms / 1000.0
         self.max_batch_texts = max_batch_texts
         self.max_batch_tokens = max_batch_tokens
+        self.min_parallel_tokens = min_parallel_tokens
         self._on_batch = on_batch  # (jobs, texts) per forward pass, for metrics
-        self._queue: queue.Queue[_Job | None] = queue.Queue()
-        self._line: deque[_Job] = deque()  # jobs taken from the queue, not finished
-        self._closing = threading.Event()
-        self._thread = threading.Thread(target=self._run, name=f"batcher-{name}", daemon=True)
-        self._thread.start()
+        self._cond = threading.Condition()  # guards _line, _closing and every job's counters
+        self._line: deque[_Job] = deque()  # jobs with texts not yet handed to a pass
+        self._closing = False
+        self._running = 0  # passes in flight
+        self._solo = threading.Lock()  # batching off: one pass at a time
+        self._threads = [threading.Thread(target=self._run, name=f"batcher-{name}" + (f"-{i}" if i else ""),
+                                          daemon=True) for i in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    @property
+    def workers(self) -> int:
+        return len(self._threads)
 
     @property
     def depth(self) -> int:
         """Jobs waiting or partly done (queue depth gauge)."""
-        return self._queue.qsize() + len(self._line)
+        return len(self._line)
 
     def submit(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
                role: str | None = None) -> Future:
         job = _Job(list(texts), alive, role)
-        if self._closing.is_set():
-            job.future.set_exception(Unavailable("", "the server is shutting down"))
-            return job.future
-        # Measured here, on the caller's thread, while the worker's pass runs (the
-        # forward pass releases the GIL): the worker only plans and encodes.
-        job.tokens = self._measure(job.texts)
-        job.order = sorted(range(len(job.texts)), key=job.tokens.__getitem__)
-        self._queue.put(job)
+        if not self._closing:
+            # Measured here, on the caller's thread, while the workers' passes run (a
+            # forward pass releases the GIL): the workers only plan and encode.
+            job.tokens = self._measure(job.texts)
+            job.order = sorted(range(len(job.texts)), key=job.tokens.__getitem__)
+        with self._cond:
+            if self._closing:
+                job.future.set_exception(Unavailable("", "the server is shutting down"))
+                return job.future
+            self._line.append(job)
+            self._cond.notify()  # one idle worker starts at once
         return job.future
 
     def encode(self, texts: Sequence[str], alive: Callable[[], bool] = lambda: True,
@@ -112,40 +140,50 @@ class MicroBatcher:
             raise DeadlineExceeded("", "deadline passed while waiting for the encoder") from None
 
     def close(self, timeout: float = 30.0) -> None:
-        """Fail every waiting job (UNAVAILABLE), finish the pass in flight, stop."""
-        self._closing.set()
-        self._queue.put(None)
-        self._thread.join(timeout=timeout)
+        """Fail every waiting job (UNAVAILABLE), finish the passes in flight, stop."""
+        with self._cond:
+            self._closing = True
+            self._cond.notify_all()
+        for thread in self._threads:
+            thread.join(timeout=timeout)
+        with self._cond:
+            while self._line:
+                job = self._line.popleft()
+                if not job.future.done() and (job.started or job.future.set_running_or_notify_cancel()):
+                    job.future.set_exception(Unavailable("", "the server is shutting down"))
 
-    # ----------------------------------------------------------------- worker
+    # ---------------------------------------------------------------- workers
 
-    def _take(self, block: bool) -> bool:
-        """Move queued jobs into the line; False once close() was called."""
-        try:
-            job = self._queue.get() if block else self._queue.get_nowait()
-        except queue.Empty:
-            return not self._closing.is_set()
-        while True:
-            if job is None or self._closing.is_set():
-                if job is not None:
-                    self._line.append(job)  # failed by _run's clean-up
-                return False
-            self._line.append(job)
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return True
-
-    def _gather(self) -> bool:
-        """Wait for work (no delay at low load; max_wait_ms if set). False on close."""
-        if not self._line and not self._take(block=True):
+    def _ready(self) -> bool:
+        """A pass may start now: work waits, and no other pass runs (low load: at once)
+        or enough tokens wait to make a second pass worth a core (see the module doc)."""
+        if not self._line:
             return False
+        if not self._running or not self.enabled:
+            return True
+        waiting = 0
+        for job in self._line:
+            for i in job.order[job.planned:]:
+                waiting += job.tokens[i]
+                if waiting >= self.min_parallel_tokens:
+                    return True
+        return False
+
+    def _wait_for_work(self) -> bool:
+        """Block until a pass may start (no delay at low load; max_wait_ms if set). False on close."""
+        with self._cond:
+            while not self._ready() and not self._closing:
+                self._cond.wait()
+            if self._closing:
+                return False
         if self.enabled and self.max_wait_s > 0:
             time.sleep(self.max_wait_s)
-        return self._take(block=False)
+        return True
 
     def _usable(self, job: _Job) -> bool:
         """Start the job (first pass) or re-check its caller (later passes)."""
+        if job.future.done():  # failed by another worker's pass, or its caller gave up
+            return False
         if not job.started:
             job.started = True
             if not job.future.set_running_or_notify_cancel():
@@ -157,9 +195,10 @@ class MicroBatcher:
 
     def _plan(self) -> list[tuple[_Job, list[int]]]:
         """The next pass: [(job, text indices)] within the budget. Jobs not yet begun go
-        first (in arrival order), then partly done ones (in line order)."""
+        first (in arrival order), then partly done ones (in line order). Called with
+        the lock held; the planned texts leave the line."""
         plan, n, longest, role = [], 0, 0, ...
-        for job in sorted(self._line, key=lambda j: j.done > 0):
+        for job in sorted(self._line, key=lambda j: j.planned > 0):
             if not self._usable(job):
                 self._line.remove(job)
                 continue
@@ -167,7 +206,7 @@ class MicroBatcher:
                 continue  # one role (prompt) per pass; this job goes in a later one
             role = job.role
             take = []
-            for i in job.order[job.done:]:
+            for i in job.order[job.planned:]:
                 width = max(longest, job.tokens[i])
                 if n and ((n + 1) > self.max_batch_texts or (n + 1) * width > self.max_batch_tokens):
                     break
@@ -175,26 +214,32 @@ class MicroBatcher:
                 n, longest = n + 1, width
             if take:
                 plan.append((job, take))
-            if len(take) < len(job.order) - job.done or not self.enabled:
+                job.planned += len(take)
+                self._line.remove(job)
+                if job.planned < len(job.texts):
+                    self._line.append(job)  # to the back: others go first next pass
+            if job.planned < len(job.texts) or not self.enabled:
                 break  # budget full (or one job per pass)
         return plan
 
     def _run(self) -> None:
-        while self._gather():
-            plan = self._plan()
-            if plan:
-                self._pass(plan)
-        for job in list(self._line):
-            self._line.remove(job)
-            if not job.future.done():
-                job.future.set_exception(Unavailable("", "the server is shutting down"))
-        while True:
-            try:
-                job = self._queue.get_nowait()
-            except queue.Empty:
-                return
-            if job is not None and job.future.set_running_or_notify_cancel():
-                job.future.set_exception(Unavailable("", "the server is shutting down"))
+        while self._wait_for_work():
+            with self._solo if not self.enabled else contextlib.nullcontext():
+                with self._cond:
+                    if self._closing:  # close() came during max_wait_ms
+                        return
+                    plan = self._plan()
+                    self._running += bool(plan)
+                    if self._line:
+                        self._cond.notify()  # work left (a split request, another role): an idle worker may take it
+                if not plan:
+                    continue
+                try:
+                    self._pass(plan)
+                finally:
+                    with self._cond:
+                        self._running -= 1
+                        self._cond.notify_all()  # workers waiting for "enough" may start now
 
     def _pass(self, plan: list[tuple[_Job, list[int]]]) -> None:
         texts = [plan_job.texts[i] for plan_job, idx in plan for i in idx]
@@ -202,21 +247,26 @@ class MicroBatcher:
         try:
             vectors = self._encode(texts) if role is None else self._encode(texts, role=role)  # (n, dim)
         except BaseException as exc:  # hand the failure to every caller of this pass
-            for job, _ in plan:
-                self._line.remove(job)
-                job.future.set_exception(exc)
+            with self._cond:
+                for job, _ in plan:
+                    if job in self._line:
+                        self._line.remove(job)
+                    if not job.future.done():
+                        job.future.set_exception(exc)
             return
         if self._on_batch:
             self._on_batch(len(plan), len(texts))
-        start = 0
-        for job, idx in plan:
-            if job.rows is None:
-                job.rows = np.empty((len(job.texts), vectors.shape[1]), dtype=vectors.dtype)
-            job.rows[idx] = vectors[start:start + len(idx)]
-            start += len(idx)
-            job.done += len(idx)
-            self._line.remove(job)
-            if job.done == len(job.texts):
-                job.future.set_result(job.rows)
-            else:
-                self._line.append(job)  # to the back: others go first next pass
+        start, finished = 0, []
+        with self._cond:
+            for job, idx in plan:
+                rows, start = vectors[start:start + len(idx)], start + len(idx)
+                if job.future.done():
+                    continue  # its caller gave up, or another pass of it failed
+                if job.rows is None:
+                    job.rows = np.empty((len(job.texts), vectors.shape[1]), dtype=vectors.dtype)
+                job.rows[idx] = rows
+                job.done += len(idx)
+                if job.done == len(job.texts):
+                    finished.append(job)
+        for job in finished:  # wakes the callers: outside the lock the other workers plan with
+            job.future.set_result(job.rows)

@@ -31,6 +31,14 @@ from ranksearch.typed import reject_unknown
 ROLES = ("read", "write", "admin")
 
 
+ENCODER_THREADS_AUTO = "auto"
+
+
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. a container's cpuset)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 def _f(default: Any = dataclasses.MISSING, doc: str = "", factory: Any = dataclasses.MISSING):
     """A dataclass field with its documentation in metadata['doc']."""
     if factory is not dataclasses.MISSING:
@@ -161,6 +169,10 @@ class BatchingSection:
                             "arriving during a pass form the next one)")
     max_batch_texts: int = _f(64, "most texts in one forward pass (larger requests are split)")
     max_batch_tokens: int = _f(8192, "most padded tokens (texts x longest text) in one forward pass")
+    min_parallel_tokens: int = _f(128, "with several encoder workers (encoder_threads: auto), a worker "
+                                  "starts a pass beside another worker's running pass only once this "
+                                  "many tokens wait (~8 short queries; a one-query pass costs ~3x per "
+                                  "query); with no pass running a request starts at once. 0: always at once")
 
     def __post_init__(self):
         if self.max_wait_ms < 0:
@@ -169,6 +181,8 @@ class BatchingSection:
             raise ConfigError("max_batch_texts", f"must be >= 1, got {self.max_batch_texts}")
         if self.max_batch_tokens < 1:
             raise ConfigError("max_batch_tokens", f"must be >= 1, got {self.max_batch_tokens}")
+        if self.min_parallel_tokens < 0:
+            raise ConfigError("min_parallel_tokens", f"must be >= 0, got {self.min_parallel_tokens}")
 
 
 @dataclass
@@ -344,10 +358,11 @@ class ServiceConfig:
     data_dir: str = _f("./data", "documents, indexes and models live here")
     insecure: bool = _f(False, "allow a non-loopback listener without TLS and tokens (warns at every start)")
     threads: int = _f(16, "gRPC worker threads")
-    encoder_threads: int = _f(1, "torch intra-op threads for encoding (1: concurrency comes from "
-                              "micro-batching; 2 on a 2-core server that mostly serves batched "
-                              "searches measured 1.4x the QPS at 32 clients, but 20x slower while "
-                              "imports or variant builds encode beside it)")
+    encoder_threads: int | str = _f(ENCODER_THREADS_AUTO, "how encoding uses the cores. auto: one torch thread "
+                                    "per forward pass and, with batching on, as many passes of one "
+                                    "encoder at once as the process has cores (a lone query runs "
+                                    "as with 1; docs/PERFORMANCE.md). An integer n: n torch threads "
+                                    "per pass, one pass at a time (the behaviour before auto)")
     device: str = _f("cpu", "where encoders run: cpu, or cuda (needs a CUDA build of torch: "
                      "`make install TORCH=cuda`)")
     default_collection: str = _f("stdlib", "collection used when a request names none")
@@ -379,11 +394,24 @@ class ServiceConfig:
         self.indexer_config()  # validates the keys, naming them as indexer.<key>
         if self.threads < 1:
             raise ConfigError("threads", f"must be >= 1, got {self.threads}")
-        if self.encoder_threads < 1:
-            raise ConfigError("encoder_threads", f"must be >= 1, got {self.encoder_threads}")
+        if not (self.encoder_threads == ENCODER_THREADS_AUTO or (
+                isinstance(self.encoder_threads, int) and not isinstance(self.encoder_threads, bool)
+                and self.encoder_threads >= 1)):
+            raise ConfigError("encoder_threads", f"must be {ENCODER_THREADS_AUTO!r} or an integer >= 1, "
+                              f"got {self.encoder_threads!r}")
         if self.device not in DEVICES:
             raise ConfigError("device", f"must be one of {', '.join(DEVICES)}, got {self.device!r}")
         check_long_text(self.long_text)
+
+    @property
+    def torch_threads(self) -> int:
+        """torch intra-op threads of each forward pass (set once for the process)."""
+        return 1 if self.encoder_threads == ENCODER_THREADS_AUTO else self.encoder_threads
+
+    @property
+    def encoder_workers(self) -> int:
+        """Forward passes of one encoder that may run at once (batching on)."""
+        return usable_cores() if self.encoder_threads == ENCODER_THREADS_AUTO else 1
 
     def indexer_limits(self) -> dict[str, int]:
         """The IndexerConfig keys that come from `limits` (setting them under
@@ -503,8 +531,13 @@ def _convert(tp: Any, value: Any, dotted: str) -> Any:
     if origin in (typing.Union, types.UnionType):
         if value is None and type(None) in args:
             return None
-        (inner,) = [a for a in args if a is not type(None)]
-        return _convert(inner, value, dotted)
+        inner = [a for a in args if a is not type(None)]
+        for tp_ in inner[:-1]:  # e.g. int | str: the first type that takes the value
+            try:
+                return _convert(tp_, value, dotted)
+            except ConfigError:
+                pass
+        return _convert(inner[-1], value, dotted)
     if dataclasses.is_dataclass(tp):
         return from_dict(tp, value, dotted)
     if origin is list:

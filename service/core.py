@@ -98,7 +98,7 @@ class SearchCore:
                  default_index: IndexSection | None = None, default_collection: str = "",
                  load_encoder: Callable[..., Any] | None = None,
                  on_batch: Callable[[int, int], None] | None = None, device: str = "cpu",
-                 long_text: str = "truncate"):
+                 long_text: str = "truncate", encoder_workers: int = 1):
         self.indexer = indexer
         self.data_dir = Path(data_dir)
         self.limits = limits or LimitsSection()
@@ -113,6 +113,7 @@ class SearchCore:
         self._on_batch = on_batch
         self.device = device
         self.long_text = long_text  # how documents over max_seq_length are encoded
+        self.encoder_workers = encoder_workers  # forward passes of one encoder at once
         self.routing = RoutingTable(self.data_dir / "service" / "routing.json")
         self._models: dict[str, tuple[Any, MicroBatcher]] = {}
         self._models_lock = threading.Lock()
@@ -153,7 +154,8 @@ class SearchCore:
                     enabled=b.enabled, max_wait_ms=b.max_wait_ms,
                     max_batch_texts=b.max_batch_texts, max_batch_tokens=b.max_batch_tokens,
                     measure=getattr(embedder, "token_counts", estimate_tokens),
-                    name=path.name, on_batch=self._on_batch)
+                    name=path.name, on_batch=self._on_batch, workers=self.encoder_workers,
+                    min_parallel_tokens=b.min_parallel_tokens)
                 self._models[key] = (embedder, batcher)
             return self._models[key]
 

@@ -135,7 +135,7 @@ class Server:
                 self._before_recovery()
             import torch
 
-            torch.set_num_threads(cfg.encoder_threads)
+            torch.set_num_threads(cfg.torch_threads)
             data = cfg.data_path
             data.mkdir(parents=True, exist_ok=True)
             self.indexer = make_store(cfg)
@@ -145,7 +145,8 @@ class Server:
                                    default_model=cfg.default_model, default_index=cfg.default_index,
                                    default_collection=cfg.default_collection,
                                    load_encoder=self._load_encoder, on_batch=self.metrics.on_batch,
-                                   device=cfg.device, long_text=cfg.long_text)
+                                   device=cfg.device, long_text=cfg.long_text,
+                                   encoder_workers=cfg.encoder_workers)
             if first_start.needs_bootstrap(cfg, self.core):
                 first_start.bootstrap(cfg, self.core)
             self._ensure_configured_collections()

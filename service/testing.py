@@ -48,7 +48,7 @@ def make_test_config(data_dir: Path, model_dir: Path, **overrides: Any) -> Servi
         shutil.copytree(model_dir, target)
     data: dict[str, Any] = {
         "listen": "127.0.0.1:0", "data_dir": str(data_dir), "threads": 8,
-        "encoder_threads": 1, "default_collection": "docs",
+        "default_collection": "docs",
         "metrics": {"port": None}, "bootstrap": {"enabled": False},
         "logging": {"level": "WARNING"}, "indexer": {"snapshot_interval_s": 0},
     }
@@ -112,7 +112,7 @@ class ServeProcess:
         self.port = free_port()
         settings: dict[str, Any] = {
             "listen": f"127.0.0.1:{self.port}", "data_dir": str(self.data_dir), "threads": 8,
-            "encoder_threads": 1, "default_collection": "docs", "metrics": {"port": None},
+            "default_collection": "docs", "metrics": {"port": None},
             "bootstrap": {"enabled": False}, "logging": {"level": "WARNING"},
             "shutdown_grace_s": 2.0, **config}
         self.config_path = self.data_dir / "serve.yaml"

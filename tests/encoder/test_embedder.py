@@ -117,3 +117,41 @@ def test_token_counts_and_encode_run_concurrently(bert_st_folder, sentences):
         np.testing.assert_allclose(emb.encode(sentences, role="document"), want, atol=1e-5)
     thread.join()
     assert not failures
+
+
+@pytest.mark.parametrize("folder, long_text", [("converted", "truncate"), ("bert_st_folder", "truncate"),
+                                               ("bert_st_folder", "window")])
+def test_forward_passes_of_concurrent_calls_run_at_once(folder, long_text, request, sentences):
+    """The service runs one single-threaded pass per core at once (service/batcher.py):
+    two calls' forward passes overlap (a barrier inside the model's forward would time
+    out if they were serialised), tokenising stays safe, and every row equals the
+    same text encoded alone. Windowed documents tokenise between passes, so their
+    calls take turns (no barrier there)."""
+    emb = load_encoder(request.getfixturevalue(folder), long_text=long_text)
+    emb.model.max_seq_length = 16  # the longest sentences are windowed (or truncated)
+    alone = {t: emb.encode([t], role="document")[0] for t in sentences}
+    barrier = threading.Barrier(2 if long_text == "truncate" else 1, timeout=30)
+
+    def meet(*_):  # both passes must be inside the forward at once to go on
+        barrier.wait()
+
+    hook = emb.model[0].register_forward_pre_hook(meet)
+    results, errors = {}, []
+
+    def work(texts):
+        try:
+            results[tuple(texts)] = emb.encode(texts, role="document")
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    halves = [sentences[::2], sentences[1::2]]
+    threads = [threading.Thread(target=work, args=(h,)) for h in halves]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    hook.remove()
+    assert not errors
+    for texts in halves:
+        for text, row in zip(texts, results[tuple(texts)]):
+            np.testing.assert_allclose(row, alone[text], atol=1e-5)

@@ -1,12 +1,14 @@
 """MicroBatcher: padded-token budget, splitting and interleaving of large requests,
-cancellation between passes, shutdown."""
+cancellation between passes, shutdown, several workers; the encoder_threads setting."""
 import threading
 
 import numpy as np
 import pytest
 
-from ranksearch.errors import Unavailable
+from ranksearch.errors import ConfigError, Unavailable
+from ranksearch.client import Document
 from ranksearch.service.batcher import MicroBatcher
+from ranksearch.service.config import ServiceConfig, from_dict, usable_cores
 from ranksearch.service.errors import DeadlineExceeded
 
 
@@ -129,3 +131,217 @@ def test_texts_are_measured_on_the_callers_thread_while_a_pass_runs():
         assert "batcher-m" not in measured_on
     finally:
         batcher.close()
+
+
+# ------------------------------------------------------------- several workers
+
+class Lanes:
+    """An encode function for several workers: a pass whose first text is "hold"
+    blocks until release(); every pass is recorded with how many passes ran at once."""
+
+    def __init__(self):
+        self.passes, self.lock, self.running, self.most = [], threading.Lock(), 0, 0
+        self.gate, self.holds = threading.Event(), threading.Semaphore(0)
+
+    def __call__(self, texts):
+        with self.lock:
+            self.running += 1
+            self.most = max(self.most, self.running)
+            self.passes.append(list(texts))
+        try:
+            if texts[0] == "hold":
+                self.holds.release()
+                assert self.gate.wait(30)
+            return np.array([[float(len(t)), 1.0] for t in texts], dtype=np.float32)  # (n, 2)
+        finally:
+            with self.lock:
+                self.running -= 1
+
+
+def test_a_lone_request_is_encoded_at_once_by_an_idle_worker_while_another_pass_runs():
+    """No batching delay at low load, and no waiting behind a pass in flight: with a
+    second worker the request is answered while the first pass is still held."""
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens)
+    try:
+        held = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        assert b.submit(["lone"]).result(10)[0, 0] == 4  # returns before the held pass ends
+        assert not held.done() and enc.most == 2
+        enc.gate.set()
+        assert held.result(10)[0, 0] == 4
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+@pytest.mark.parametrize("min_parallel_tokens", [0, 1000])
+def test_the_default_batcher_never_sleeps_before_a_pass(monkeypatch, min_parallel_tokens):
+    """max_wait_ms 0 (the default): a worker that finds a job while no pass runs
+    encodes it; it never waits for company (the only sleep in the worker is
+    max_wait_ms's), whatever min_parallel_tokens says."""
+    import ranksearch.service.batcher as batcher_module
+
+    sleeps = []
+    monkeypatch.setattr(batcher_module, "time", type("T", (), {"sleep": staticmethod(sleeps.append)}))
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=min_parallel_tokens)
+    for text in ("one", "two", "three"):
+        assert b.submit([text]).result(10)[0, 0] == len(text)
+    b.close()
+    assert sleeps == [] and enc.passes == [["one"], ["two"], ["three"]]
+
+
+def test_beside_a_running_pass_a_second_pass_starts_only_once_enough_tokens_wait():
+    """min_parallel_tokens: one short text waits (no one-text pass beside the held
+    one); when the waiting texts reach the threshold, the idle worker encodes them
+    together while the first pass is still held."""
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=10)
+    try:
+        held = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        small = b.submit(["s"])        # 1 token waiting: below 10
+        more = b.submit(["b" * 9])     # 10 tokens waiting: a second pass starts
+        assert small.result(10)[0, 0] == 1 and more.result(10)[0, 0] == 9
+        assert not held.done() and enc.passes[1] == ["s", "b" * 9]
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_texts_waiting_below_the_threshold_start_when_the_running_pass_ends():
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, measure=tokens, min_parallel_tokens=10)
+    try:
+        held = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        small = b.submit(["s"])
+        enc.gate.set()
+        assert held.result(10)[0, 0] == 4 and small.result(10)[0, 0] == 1
+        assert enc.passes == [["hold"], ["s"]]
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_a_split_request_runs_on_two_workers_at_once_and_its_rows_stay_in_order():
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, max_batch_texts=4, measure=tokens)
+    try:
+        blocker = b.submit(["hold"])
+        assert enc.holds.acquire(timeout=10)
+        texts = ["a" * n for n in (5, 1, 7, 3, 2, 8, 6, 4, 9, 10)]
+        rows = b.submit(texts).result(10)  # served by the second worker alone, pass after pass
+        np.testing.assert_array_equal(rows[:, 0], [len(t) for t in texts])
+        assert not blocker.done()
+        enc.gate.set()
+        blocker.result(10)
+        assert [len(p) for p in enc.passes[1:]] == [4, 4, 2]
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_the_rest_of_a_split_request_wakes_an_idle_worker():
+    """A worker that leaves work in the line after planning its pass hands it on: the
+    two passes of one request run at once on two workers."""
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, max_batch_texts=1, measure=tokens)
+    try:
+        job = b.submit(["hold", "hold"])  # one submit (one wake-up), two passes
+        assert enc.holds.acquire(timeout=10) and enc.holds.acquire(timeout=10)
+        enc.gate.set()
+        np.testing.assert_array_equal(job.result(10), [[4, 1], [4, 1]])
+        assert enc.most == 2
+    finally:
+        enc.gate.set()
+        b.close()
+
+
+def test_batching_off_runs_one_pass_at_a_time_with_several_workers():
+    """enabled=False is the one-forward-per-request comparison: one job per pass, and
+    one pass at a time whatever the number of workers."""
+    enc = Lanes()
+    b = MicroBatcher(enc, enabled=False, workers=2, measure=tokens)
+    futures = [b.submit([f"t{i}"]) for i in range(40)]
+    for i, f in enumerate(futures):
+        assert f.result(10)[0, 0] == len(f"t{i}")
+    b.close()
+    assert enc.most == 1 and all(len(p) == 1 for p in enc.passes)
+
+
+def test_close_with_several_workers_fails_waiting_jobs_and_finishes_passes_in_flight():
+    enc = Lanes()
+    b = MicroBatcher(enc, workers=2, max_batch_texts=1, measure=tokens)
+    held = [b.submit(["hold"]), b.submit(["hold"])]  # one pass each: one per worker
+    assert enc.holds.acquire(timeout=10) and enc.holds.acquire(timeout=10)  # both workers busy
+    waiting = b.submit(["w"])
+    closer = threading.Thread(target=b.close)
+    closer.start()
+    enc.gate.set()
+    closer.join(10)
+    assert not closer.is_alive() and [f.result(1)[0, 0] for f in held] == [4, 4]
+    with pytest.raises(Unavailable):
+        waiting.result(1)
+    with pytest.raises(Unavailable):
+        b.submit(["late"]).result(1)
+
+
+# ------------------------------------------------------- config: encoder_threads
+
+@pytest.mark.parametrize("value", ["two", "", 0, -1, 1.5, True, None, [1]])
+def test_encoder_threads_is_auto_or_a_positive_integer(value):
+    with pytest.raises(ConfigError) as info:
+        from_dict(ServiceConfig, {"encoder_threads": value})
+    assert info.value.field == "encoder_threads"
+
+
+@pytest.mark.parametrize("value", [-1, "x", 1.5, None])
+def test_min_parallel_tokens_is_a_non_negative_integer(value):
+    with pytest.raises(ConfigError) as info:
+        from_dict(ServiceConfig, {"batching": {"min_parallel_tokens": value}})
+    assert info.value.field == "batching.min_parallel_tokens"
+
+
+def test_encoder_threads_auto_is_one_thread_per_pass_and_one_pass_per_core():
+    auto = ServiceConfig()
+    assert auto.encoder_threads == "auto"
+    assert (auto.torch_threads, auto.encoder_workers) == (1, usable_cores())
+    two = from_dict(ServiceConfig, {"encoder_threads": 2})  # the integer keeps its old meaning
+    assert (two.torch_threads, two.encoder_workers) == (2, 1)
+
+
+def test_the_server_gives_each_encoder_one_worker_per_core_by_default(make_server):
+    server = make_server(encoder_threads="auto")
+    server.client().create_collection("docs")
+    server.client().upsert("docs", [Document("a", "a text about search")])
+    assert server.client().search("search").hits[0].id == "a"
+    _, batcher = server.server.core.encoder("default")
+    assert batcher.workers == usable_cores() and batcher.min_parallel_tokens == 128
+
+
+def test_batched_rows_on_several_workers_equal_each_text_encoded_alone(tiny_model):
+    """The real encoder behind two workers: concurrent callers' rows, encoded in shared
+    padded passes on both workers at once, equal each text encoded on its own."""
+    from ranksearch.encoder import load_encoder
+
+    emb = load_encoder(tiny_model)
+    texts = [f"query {i} " + "about search " * (i % 5) for i in range(24)]
+    alone = {t: emb.encode([t], role="query")[0] for t in texts}
+    b = MicroBatcher(lambda batch, role: emb.encode(batch, role=role), workers=2, measure=emb.token_counts)
+    try:
+        results = {}
+
+        def call(text):
+            results[text] = b.encode([text], role="query")
+
+        threads = [threading.Thread(target=call, args=(t,)) for t in texts]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    finally:
+        b.close()
+    for t in texts:
+        np.testing.assert_allclose(results[t][0], alone[t], atol=1e-5)

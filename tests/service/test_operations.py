@@ -97,15 +97,17 @@ def test_server_drops_the_work_of_a_request_whose_deadline_passed(server):
     _, batcher = server.server.core.encoder("default")
     real, gate, seen = batcher._encode, threading.Event(), []
 
-    def gated(texts, role):  # holds the encoder worker until the test lets it go
+    def gated(texts, role):  # holds the encoder workers until the test lets them go
         seen.append(list(texts))
         gate.wait(30)
         return real(texts, role=role)
 
     batcher._encode = gated
-    blocker = batcher.submit(["occupy the worker"], role="query")
-    while not seen:
-        threading.Event().wait(0.01)
+    blockers = []
+    for i in range(batcher.workers):  # occupy every worker, one pass each
+        blockers.append(batcher.submit([f"occupy worker {i}"], role="query"))
+        while len(seen) <= i:
+            threading.Event().wait(0.01)
     with pytest.raises(RpcFailed) as info:
         client.search("late query", timeout=0.5)
     assert info.value.code == grpc.StatusCode.DEADLINE_EXCEEDED
@@ -113,7 +115,8 @@ def test_server_drops_the_work_of_a_request_whose_deadline_passed(server):
     # client's: let it pass too before the worker is released
     time.sleep(1.0)
     gate.set()
-    blocker.result(10)
+    for blocker in blockers:
+        blocker.result(10)
     assert client.search("text").hits[0].id == "a"
     assert ["late query"] not in seen  # dropped, never encoded
 

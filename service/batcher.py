@@ -34,12 +34,12 @@ builds one forward pass at a time from the jobs waiting *now*:
 - **Shutdown.** ``close()`` fails every job still waiting with UNAVAILABLE and returns
   once the pass in flight (bounded by the budget) is done.
 
-With batching disabled each pass holds one job's texts only (still split by budget)
-and one pass runs at a time, as a server that encodes each request on its own.
+With batching disabled each pass holds one job's texts only (still split by budget);
+the workers still run passes side by side, as a server that encodes each request on
+its own thread would (the fair baseline: batching off uses the same cores).
 """
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from collections import deque
@@ -96,7 +96,6 @@ class MicroBatcher:
         self._line: deque[_Job] = deque()  # jobs with texts not yet handed to a pass
         self._closing = False
         self._running = 0  # passes in flight
-        self._solo = threading.Lock()  # batching off: one pass at a time
         self._threads = [threading.Thread(target=self._run, name=f"batcher-{name}" + (f"-{i}" if i else ""),
                                           daemon=True) for i in range(workers)]
         for thread in self._threads:
@@ -224,22 +223,21 @@ class MicroBatcher:
 
     def _run(self) -> None:
         while self._wait_for_work():
-            with self._solo if not self.enabled else contextlib.nullcontext():
+            with self._cond:
+                if self._closing:  # close() came during max_wait_ms
+                    return
+                plan = self._plan()
+                self._running += bool(plan)
+                if self._line:
+                    self._cond.notify()  # work left (a split request, another role): an idle worker may take it
+            if not plan:
+                continue
+            try:
+                self._pass(plan)
+            finally:
                 with self._cond:
-                    if self._closing:  # close() came during max_wait_ms
-                        return
-                    plan = self._plan()
-                    self._running += bool(plan)
-                    if self._line:
-                        self._cond.notify()  # work left (a split request, another role): an idle worker may take it
-                if not plan:
-                    continue
-                try:
-                    self._pass(plan)
-                finally:
-                    with self._cond:
-                        self._running -= 1
-                        self._cond.notify_all()  # workers waiting for "enough" may start now
+                    self._running -= 1
+                    self._cond.notify_all()  # workers waiting for "enough" may start now
 
     def _pass(self, plan: list[tuple[_Job, list[int]]]) -> None:
         texts = [plan_job.texts[i] for plan_job, idx in plan for i in idx]

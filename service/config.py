@@ -359,8 +359,8 @@ class ServiceConfig:
     insecure: bool = _f(False, "allow a non-loopback listener without TLS and tokens (warns at every start)")
     threads: int = _f(16, "gRPC worker threads")
     encoder_threads: int | str = _f(ENCODER_THREADS_AUTO, "how encoding uses the cores. auto: one torch thread "
-                                    "per forward pass and, with batching on, as many passes of one "
-                                    "encoder at once as the process has cores (a lone query runs "
+                                    "per forward pass and as many passes of one encoder "
+                                    "at once as the process has cores (a lone query runs "
                                     "as with 1; docs/PERFORMANCE.md). An integer n: n torch threads "
                                     "per pass, one pass at a time (the behaviour before auto)")
     device: str = _f("cpu", "where encoders run: cpu, or cuda (needs a CUDA build of torch: "
@@ -410,7 +410,7 @@ class ServiceConfig:
 
     @property
     def encoder_workers(self) -> int:
-        """Forward passes of one encoder that may run at once (batching on)."""
+        """Forward passes of one encoder that may run at once."""
         return usable_cores() if self.encoder_threads == ENCODER_THREADS_AUTO else 1
 
     def indexer_limits(self) -> dict[str, int]:

@@ -259,16 +259,20 @@ def test_the_rest_of_a_split_request_wakes_an_idle_worker():
         b.close()
 
 
-def test_batching_off_runs_one_pass_at_a_time_with_several_workers():
+def test_batching_off_runs_one_job_per_pass_on_every_worker():
     """enabled=False is the one-forward-per-request comparison: one job per pass, and
-    one pass at a time whatever the number of workers."""
+    the workers run such passes side by side (the same cores as batching on)."""
     enc = Lanes()
     b = MicroBatcher(enc, enabled=False, workers=2, measure=tokens)
+    held = [b.submit(["hold"]), b.submit(["hold"])]
+    assert enc.holds.acquire(timeout=10) and enc.holds.acquire(timeout=10)  # two passes at once
     futures = [b.submit([f"t{i}"]) for i in range(40)]
+    enc.gate.set()
     for i, f in enumerate(futures):
         assert f.result(10)[0, 0] == len(f"t{i}")
+    assert [f.result(10)[0, 0] for f in held] == [4, 4]
     b.close()
-    assert enc.most == 1 and all(len(p) == 1 for p in enc.passes)
+    assert enc.most == 2 and all(len(p) == 1 for p in enc.passes)
 
 
 def test_close_with_several_workers_fails_waiting_jobs_and_finishes_passes_in_flight():

@@ -193,9 +193,12 @@ def load_encoder(folder: str | Path, device: str = "cpu", precision: str = "fp32
         # kernels; the module returns float32 token embeddings). Measured faster than
         # autocast with min cosine 0.9999 against fp32 (docs/PERFORMANCE.md).
         first.encoder.to(torch.bfloat16)
-        if device == "cpu":  # weights reordered once for oneDNN, not on every call
-            from .packed import pack
-            pack(first.encoder)
+    if ranked and not use_ort and device == "cpu":
+        # fp32 and bf16: weights reordered once for oneDNN, not on every call (a lone
+        # fp32 query ~0.7x the CPU time of eager F.linear, a 32-query pass ~0.9x;
+        # outputs equal eager within float rounding; docs/PERFORMANCE.md)
+        from .packed import pack
+        pack(first.encoder)
     if use_ort:
         if not ranked or device != "cpu" or effective == "bf16":
             raise InvalidArgument("precision", f"{effective} through ONNX Runtime needs a "

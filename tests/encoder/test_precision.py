@@ -181,3 +181,18 @@ def test_packed_bf16_linears_equal_the_unpacked_bf16_module():
         real = m.bool()
         torch.testing.assert_close(got[real], want[real], atol=3e-2, rtol=3e-2)
         assert float(torch.nn.functional.cosine_similarity(got[real], want[real], dim=-1).min()) > 0.999
+
+
+@pytest.mark.skipif(not packed.available(), reason="PyTorch built without oneDNN")
+def test_served_fp32_is_packed_and_equals_the_eager_unpacked_encoder(converted, sentences):
+    """fp32 serves prepacked oneDNN linears too: the vectors equal the plain eager
+    module's (what the quality tables were measured with) within float rounding."""
+    from ranksearch.encoder.st_module import load_sentence_transformer
+
+    served = load_encoder(converted)
+    assert isinstance(served.model[0].encoder.blocks[0].ffn.up, packed.PackedLinear)
+    plain = load_sentence_transformer(converted).eval()
+    assert not isinstance(plain[0].encoder.blocks[0].ffn.up, packed.PackedLinear)
+    for texts in (sentences, sentences[:1]):
+        want = plain.encode(texts, prompt_name="query", normalize_embeddings=True)
+        np.testing.assert_allclose(served.encode(texts, role="query"), want, atol=1e-5)

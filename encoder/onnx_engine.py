@@ -1,7 +1,7 @@
 """The ranked encoder through ONNX Runtime: the int8 engine, and fp32 on request.
 
 ONNX Runtime fuses LayerNorm, GELU, bias adds and the attention's reshapes and runs
-the graph without Python; its dynamic int8 quantisation uses the CPU's VNNI kernels.
+the graph without Python; its int8 matrix products use the CPU's VNNI kernels.
 Measured side by side in benchmarks/encoder_throughput.py (--anchors).
 
 The graph is exported from the loaded weights when the model is loaded (in memory,
@@ -12,21 +12,20 @@ PyTorch's fused kernels need). Inputs ``input_ids``, ``attention_mask`` (b, t) i
 ``token_embeddings`` (b, t, d) float32. Padded positions carry values the pooling
 ignores (the eager path returns zeros there).
 
-int8: ``onnxruntime.quantization.quantize_dynamic`` with weights quantised per output
-channel (``per_channel=True``), activations per tensor at run time.
+int8: the exported graph's weight products rewritten by int8.py (int8 weights and
+activations in blocks of 32 input features, activations per row: batch independent).
 """
 from __future__ import annotations
 
 import copy
 import io
-import tempfile
 import warnings
-from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
 
+from .int8 import quantize_int8
 from .model import RankedEncoder
 
 OPSET = 17
@@ -64,17 +63,6 @@ def export_onnx(encoder: RankedEncoder) -> bytes:
                           output_names=["token_embeddings"], dynamic_axes=axes,
                           opset_version=OPSET, dynamo=False)
     return buf.getvalue()
-
-
-def quantize_int8(model: bytes) -> bytes:
-    """Dynamic int8: per-channel weights, per-tensor activations (ONNX Runtime)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory(prefix="ranksearch-int8-") as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(model)
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
 
 
 class OrtEncoder:

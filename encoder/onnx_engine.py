@@ -20,6 +20,7 @@ from __future__ import annotations
 import copy
 import io
 import warnings
+from collections.abc import Callable
 
 import numpy as np
 import torch
@@ -67,14 +68,17 @@ def export_onnx(encoder: RankedEncoder) -> bytes:
 
 class OrtEncoder:
     """Called like ``RankedEncoder(input_ids, attention_mask, token_type_ids)`` (inference
-    only) but runs an ONNX Runtime session. ``session.run`` is thread-safe."""
+    only) but runs an ONNX Runtime session. ``session.run`` is thread-safe.
+    ``quantize`` rewrites the exported graph for int8 (the served int8.quantize_int8;
+    benchmarks pass others to compare quantisations)."""
 
-    def __init__(self, encoder: RankedEncoder, precision: str = "fp32", threads: int | None = None):
+    def __init__(self, encoder: RankedEncoder, precision: str = "fp32", threads: int | None = None,
+                 quantize: Callable[[bytes], bytes] = quantize_int8):
         import onnxruntime as ort
 
         model = export_onnx(encoder)
         if precision == "int8":
-            model = quantize_int8(model)
+            model = quantize(model)
         elif precision != "fp32":
             raise ValueError(f"ONNX Runtime serves fp32 or int8, not {precision!r}")
         opts = ort.SessionOptions()

@@ -86,14 +86,16 @@ def reference() -> contextlib.AbstractContextManager:
 
 def _weight_node(node: onnx.NodeProto, weight: np.ndarray, block: int,
                  graph: onnx.GraphProto) -> onnx.NodeProto:
-    """MatMul(x, weight (K, N)) -> MatMulNBits with the weight's blocks as initializers."""
+    """MatMul(x, weight (K, N)) -> MatMulNBits with the weight's blocks as initializers
+    (added once where several products share a weight)."""
     k, n = weight.shape
-    q, scale = quantize_blocks(torch.from_numpy(weight.T.copy()), block)  # (N, nb, block), (N, nb)
-    # MatMulNBits stores 8-bit values unsigned with the default zero point 128
-    packed = (q.numpy().astype(np.int16) + 128).astype(np.uint8)
     qname, sname = f"{node.input[1]}_int8_blocks", f"{node.input[1]}_int8_scales"
-    graph.initializer.extend([numpy_helper.from_array(packed, qname),
-                              numpy_helper.from_array(scale.reshape(-1).numpy(), sname)])
+    if not any(i.name == qname for i in graph.initializer):
+        q, scale = quantize_blocks(torch.from_numpy(weight.T.copy()), block)  # (N, nb, block), (N, nb)
+        # MatMulNBits stores 8-bit values unsigned with the default zero point 128
+        packed = (q.numpy().astype(np.int16) + 128).astype(np.uint8)
+        graph.initializer.extend([numpy_helper.from_array(packed, qname),
+                                  numpy_helper.from_array(scale.reshape(-1).numpy(), sname)])
     return helper.make_node("MatMulNBits", [node.input[0], qname, sname], list(node.output),
                             name=f"{node.name}_int8", domain=MS_DOMAIN, K=k, N=n, bits=8,
                             block_size=block, accuracy_level=ACCURACY_INT8)
@@ -106,7 +108,7 @@ def quantize_int8(model: bytes, block: int = BLOCK) -> bytes:
     weights = {i.name: i for i in graph.initializer}
     nodes = []
     for node in graph.node:
-        if node.op_type == "MatMul" and node.input[1] in weights:
+        if node.op_type == "MatMul" and len(weights.get(node.input[1], onnx.TensorProto()).dims) == 2:
             w = numpy_helper.to_array(weights[node.input[1]]).astype(np.float32)  # (K, N)
             nodes.append(_weight_node(node, w, block, graph))
         else:

@@ -9,13 +9,16 @@ out, it is the same for every row):
 - BertModel under torch.autocast(bfloat16)
 - ONNX Runtime fp32 / dynamic int8 of the BertModel (what a user would deploy instead;
   the int8 row is ORT's default per-tensor quantisation)
-- ranksearch fp32 eager PyTorch                     (the served path)
+- ranksearch fp32 eager PyTorch, unpacked and packed (the served path: packed)
 - ranksearch fp32 through ONNX Runtime              (engine="onnxruntime")
 - ranksearch bf16 autocast                          (the served bf16 path before: weights fp32)
 - ranksearch bf16 weights, unpacked                 (weights in bf16, plain F.linear)
 - ranksearch bf16                                   (the served bf16 path: bf16 weights,
                                                      prepacked oneDNN linears, packed.py)
-- ranksearch int8                                   (the served int8 path: per-channel)
+- ranksearch int8, ORT dynamic per-channel          (the int8 path served before: one
+                                                     activation scale per batch tensor)
+- ranksearch int8                                   (the served int8 path: int8.py, blocks
+                                                     of 32, activations per token)
 
 Each row reports docs/s (wall) and docs per CPU second of this process (steadier when
 other jobs share the cores), the ratios to the baseline, and the minimum cosine of its
@@ -62,10 +65,21 @@ class _Bert(nn.Module):
         return self.bert(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
 
+def ort_dynamic(model: bytes, per_channel: bool = False) -> bytes:
+    """ONNX Runtime's dynamic int8 quantisation: weights per tensor (its default) or per
+    output channel, activations per tensor over the whole batch at run time."""
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    with tempfile.TemporaryDirectory() as tmp:
+        (Path(tmp) / "a.onnx").write_bytes(model)
+        quantize_dynamic(str(Path(tmp) / "a.onnx"), str(Path(tmp) / "b.onnx"),
+                         per_channel=per_channel, weight_type=QuantType.QInt8)
+        return (Path(tmp) / "b.onnx").read_bytes()
+
+
 def bert_ort(bert, threads: int, int8: bool):
     """ONNX Runtime session of the BertModel (fp32, or ORT's default dynamic int8)."""
     import onnxruntime as ort
-    from onnxruntime.quantization import quantize_dynamic
 
     buf = io.BytesIO()
     ids = torch.ones(2, 8, dtype=torch.long)
@@ -75,12 +89,7 @@ def bert_ort(bert, threads: int, int8: bool):
         torch.onnx.export(_Bert(bert), (ids, ids), buf, input_names=["input_ids", "attention_mask"],
                           output_names=["h"], opset_version=17, dynamo=False,
                           dynamic_axes={n: {0: "b", 1: "t"} for n in ("input_ids", "attention_mask", "h")})
-    model = buf.getvalue()
-    if int8:
-        with tempfile.TemporaryDirectory() as tmp:
-            (Path(tmp) / "a.onnx").write_bytes(model)
-            quantize_dynamic(str(Path(tmp) / "a.onnx"), str(Path(tmp) / "b.onnx"))
-            model = (Path(tmp) / "b.onnx").read_bytes()
+    model = ort_dynamic(buf.getvalue()) if int8 else buf.getvalue()
     opts = ort.SessionOptions()
     opts.intra_op_num_threads, opts.inter_op_num_threads = threads, 1
     opts.log_severity_level = 3
@@ -136,7 +145,10 @@ def main() -> None:
         "ranksearch bf16, autocast (before)": autocast(ranked),
         "ranksearch bf16 weights, unpacked": lambda ids, mask: weights_bf16(ids, mask),
         "ranksearch bf16 (served: bf16 weights, packed)": lambda ids, mask: served_bf16(ids, mask),
-        "ranksearch int8 (served: per-channel)": OrtEncoder(eager, "int8", args.threads),
+        "ranksearch int8, ORT dynamic per-channel (served before)": OrtEncoder(
+            eager, "int8", args.threads, quantize=lambda m: ort_dynamic(m, per_channel=True)),
+        "ranksearch int8 (served: blocks of 32, per-token activations)": OrtEncoder(
+            eager, "int8", args.threads),
     }
     with torch.inference_mode():
         ref = [pool(hf(ids, mask), mask) for ids, mask in batches]

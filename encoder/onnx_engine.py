@@ -1,7 +1,7 @@
 """The ranked encoder through ONNX Runtime: the int8 engine, and fp32 on request.
 
 ONNX Runtime fuses LayerNorm, GELU, bias adds and the attention's reshapes and runs
-the graph without Python; its dynamic int8 quantisation uses the CPU's VNNI kernels.
+the graph without Python; its int8 matrix products use the CPU's VNNI kernels.
 Measured side by side in benchmarks/encoder_throughput.py (--anchors).
 
 The graph is exported from the loaded weights when the model is loaded (in memory,
@@ -12,21 +12,21 @@ PyTorch's fused kernels need). Inputs ``input_ids``, ``attention_mask`` (b, t) i
 ``token_embeddings`` (b, t, d) float32. Padded positions carry values the pooling
 ignores (the eager path returns zeros there).
 
-int8: ``onnxruntime.quantization.quantize_dynamic`` with weights quantised per output
-channel (``per_channel=True``), activations per tensor at run time.
+int8: the exported graph's weight products rewritten by int8.py (int8 weights and
+activations in blocks of 32 input features, activations per row: batch independent).
 """
 from __future__ import annotations
 
 import copy
 import io
-import tempfile
 import warnings
-from pathlib import Path
+from collections.abc import Callable
 
 import numpy as np
 import torch
 from torch import nn
 
+from .int8 import quantize_int8
 from .model import RankedEncoder
 
 OPSET = 17
@@ -66,27 +66,19 @@ def export_onnx(encoder: RankedEncoder) -> bytes:
     return buf.getvalue()
 
 
-def quantize_int8(model: bytes) -> bytes:
-    """Dynamic int8: per-channel weights, per-tensor activations (ONNX Runtime)."""
-    from onnxruntime.quantization import QuantType, quantize_dynamic
-
-    with tempfile.TemporaryDirectory(prefix="ranksearch-int8-") as tmp:
-        src, dst = Path(tmp) / "fp32.onnx", Path(tmp) / "int8.onnx"
-        src.write_bytes(model)
-        quantize_dynamic(str(src), str(dst), per_channel=True, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
-
-
 class OrtEncoder:
     """Called like ``RankedEncoder(input_ids, attention_mask, token_type_ids)`` (inference
-    only) but runs an ONNX Runtime session. ``session.run`` is thread-safe."""
+    only) but runs an ONNX Runtime session. ``session.run`` is thread-safe.
+    ``quantize`` rewrites the exported graph for int8 (the served int8.quantize_int8;
+    benchmarks pass others to compare quantisations)."""
 
-    def __init__(self, encoder: RankedEncoder, precision: str = "fp32", threads: int | None = None):
+    def __init__(self, encoder: RankedEncoder, precision: str = "fp32", threads: int | None = None,
+                 quantize: Callable[[bytes], bytes] = quantize_int8):
         import onnxruntime as ort
 
         model = export_onnx(encoder)
         if precision == "int8":
-            model = quantize_int8(model)
+            model = quantize(model)
         elif precision != "fp32":
             raise ValueError(f"ONNX Runtime serves fp32 or int8, not {precision!r}")
         opts = ort.SessionOptions()

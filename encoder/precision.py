@@ -13,9 +13,10 @@ Three precisions, one meaning everywhere (service variants, harness specs,
   or AMX); elsewhere bf16 is emulated and slower than fp32, so it is never used
   silently there: the request falls back to fp32 with a WARNING log line, and the
   effective precision is reported (Stats, describe()).
-- ``int8``: weights quantised per output channel, activations per tensor at run time
-  (ONNX Runtime dynamic quantisation, VNNI kernels). Changes the vectors more than
-  bf16 does; the harness reports its quality next to fp32 before anyone serves it.
+- ``int8``: weights and activations in int8, in blocks of 32 input features, the
+  activations quantised per token at run time so that a text's vector does not depend
+  on its batch (ONNX Runtime MatMulNBits, VNNI kernels; int8.py). Changes the vectors
+  more than bf16 does; the harness reports its quality next to fp32.
 
 Vectors are always returned as float32 rows of unit length, whatever the precision.
 """

@@ -93,7 +93,7 @@ def test_embed_at_each_precision(bert_st_folder, tmp_path, capsys, monkeypatch):
         assert main(["embed", "--model", str(out), "--precision", p, "the query", "a file"]) == 0
         cap = capsys.readouterr()
         assert f"precision {p}" in cap.err
-        assert ("QUALITY CHANGE: int8" in cap.err) == (p == "int8")  # stated where it applies
+        assert ("NOTE: int8 changes the vectors" in cap.err) == (p == "int8")  # stated where it applies
         rows = [json.loads(line) for line in cap.out.splitlines()]
         assert [r["text"] for r in rows] == ["the query", "a file"]
         vectors[p] = np.array([r["vector"] for r in rows])

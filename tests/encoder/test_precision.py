@@ -3,16 +3,17 @@ import copy
 import logging
 
 import numpy as np
+import onnx
 import pytest
 import torch
 
-from ranksearch.encoder import packed
+from ranksearch.encoder import int8, packed
 from ranksearch.encoder import precision as precisions
 from ranksearch.encoder.config import EncoderConfig
 from ranksearch.encoder.convert import convert_model
 from ranksearch.encoder.embedder import load_encoder
 from ranksearch.encoder.model import RankedEncoder
-from ranksearch.encoder.onnx_engine import OrtEncoder
+from ranksearch.encoder.onnx_engine import OrtEncoder, export_onnx
 from ranksearch.errors import ConfigError, InvalidArgument
 
 NO_BF16 = frozenset({"avx2", "avx512f"})
@@ -50,20 +51,28 @@ def test_load_encoder_reports_the_fallback(converted, monkeypatch, sentences):
         load_encoder(converted, precision="bf16", strict=True)
 
 
-@pytest.mark.parametrize("overrides", [
+GRAPH_SHAPES = [
     dict(rank=[3, 5]),                                  # rank below the value width
     dict(rank=[16, 16], norm="pre", type_vocab_size=0),  # pre-norm, no token types
-    dict(rank=[1, 20]),                                 # rank above the value width
-])
-def test_exported_graph_equals_eager(overrides):
+    dict(rank=[1, 20], d_model=48),  # rank above the value width; d_model not a multiple
+]                                    # of int8's block (a zero-padded last block)
+
+
+def tiny_batch(overrides: dict):
+    """A random tiny encoder and a (b, t) batch with padding of different lengths."""
     torch.manual_seed(0)
     cfg = EncoderConfig.preset("tiny", vocab_size=50, max_len=32, type_vocab_size=2,
                                dropout=0.0).with_overrides(**overrides)
-    enc = RankedEncoder(cfg).eval()
     ids = torch.randint(5, 50, (3, 11))
     mask = torch.ones_like(ids)
     mask[1, 6:] = 0
-    mask[2, 2:] = 0  # (b, t) with padding of different lengths
+    mask[2, 2:] = 0
+    return RankedEncoder(cfg).eval(), ids, mask
+
+
+@pytest.mark.parametrize("overrides", GRAPH_SHAPES)
+def test_exported_graph_equals_eager(overrides):
+    enc, ids, mask = tiny_batch(overrides)
     with torch.inference_mode():
         eager = enc(ids, mask)
     got = OrtEncoder(enc)(ids, mask)
@@ -181,6 +190,64 @@ def test_packed_bf16_linears_equal_the_unpacked_bf16_module():
         real = m.bool()
         torch.testing.assert_close(got[real], want[real], atol=3e-2, rtol=3e-2)
         assert float(torch.nn.functional.cosine_similarity(got[real], want[real], dim=-1).min()) > 0.999
+
+
+@pytest.mark.parametrize("overrides", GRAPH_SHAPES)
+def test_int8_graph_equals_its_reference_and_stays_close_to_fp32(overrides):
+    """The quantised ONNX Runtime graph computes what int8.reference() computes in PyTorch
+    (same blocks, same scales: equal to float rounding), and both stay within cosine
+    0.9999 of fp32; the quantisation itself moves the outputs >100x more than the
+    graph's difference from its reference, so the first check is not vacuous."""
+    enc, ids, mask = tiny_batch(overrides)
+    with torch.inference_mode():
+        fp32 = enc(ids, mask)
+        with int8.reference():
+            want = enc(ids, mask, reference=True)
+    got = OrtEncoder(enc, "int8")(ids, mask)
+    real = mask.bool()
+    graph_error = float((got[real] - want[real]).abs().max())
+    assert graph_error < 1e-5
+    assert float((want[real] - fp32[real]).abs().max()) > 100 * graph_error
+    for out in (got, want):
+        cos = torch.nn.functional.cosine_similarity(out[real], fp32[real], dim=-1)
+        assert float(cos.min()) > 0.9999
+
+
+def test_int8_quantises_every_weight_product_and_nothing_else():
+    torch.manual_seed(0)
+    cfg = EncoderConfig.preset("tiny", vocab_size=50, max_len=32, dropout=0.0)
+    graph = onnx.load_from_string(int8.quantize_int8(export_onnx(RankedEncoder(cfg).eval())))
+    ops = [n.op_type for n in graph.graph.node]
+    # per block: fused q/k/v, output projection, feed-forward up and down
+    assert ops.count("MatMulNBits") == 4 * len(cfg.ranks)
+    assert ops.count("MatMul") == 2 * len(cfg.ranks)  # scores and values: activations only
+    assert {i.data_type for i in graph.graph.initializer if i.name.endswith("_int8_blocks")} == {
+        onnx.TensorProto.UINT8}
+
+
+def test_reference_linear_is_exact_where_blocks_are_representable():
+    """Values that are multiples of their block's max / 127 survive quantisation exactly."""
+    x = torch.tensor([[127.0, -3.0, 0.0, 5.0] * 8 + [2.0, 0.0]])  # (1, 34): a padded 2nd block
+    w = torch.tensor([[1.0, 2.0, -127.0, 0.0] * 8 + [0.0, 127.0]])  # (1, 34)
+    torch.testing.assert_close(int8.reference_linear(x, w), x @ w.T)
+
+
+def test_int8_vector_does_not_depend_on_its_batch(converted, sentences):
+    """The service micro-batches concurrent queries, so a query must get the same vector
+    alone and beside any other texts. With one activation scale per batch tensor (ONNX
+    Runtime's dynamic quantisation, served before) it did not: an outlier text in the
+    batch coarsened every other text's quantisation."""
+    emb = load_encoder(converted, precision="int8")
+    fp32 = load_encoder(converted)
+    outliers = ["!" * 40, "farthest " * 30, sentences[-1]]
+    for query in sentences:
+        alone = emb.encode([query], role="query")[0]
+        for batch in ([query] + outliers, outliers + [query], sentences):
+            got = emb.encode(batch, role="query")[batch.index(query)]
+            np.testing.assert_allclose(got, alone, atol=1e-5)
+    # fp32 itself agrees alone and batched to the same tolerance
+    batched = fp32.encode(outliers + sentences, role="query")[len(outliers):]
+    np.testing.assert_allclose(batched, fp32.encode(sentences, role="query"), atol=1e-5)
 
 
 @pytest.mark.skipif(not packed.available(), reason="PyTorch built without oneDNN")

@@ -112,6 +112,8 @@ def _register_finetune(subparsers) -> None:
                    help="tokens per training text (default: the source's; the output keeps the source's)")
     p.add_argument("--hard-negatives", type=int, default=0,
                    help="BM25-mined non-relevant documents per pair (corpus's analyzer; default 0)")
+    p.add_argument("--scale", type=float, default=20.0,
+                   help="similarity scale of the loss, 1/temperature (default 20; E5 was trained at 100)")
     p.add_argument("--train-embeddings", dest="freeze_embeddings", action="store_false",
                    help="also train the word-embedding matrix (default: frozen)")
     _add_run_options(p)
@@ -124,7 +126,8 @@ def _finetune(args) -> int:
     out = finetune_model(args.source, args.corpus, args.out, steps=args.steps, seed=args.seed,
                          batch_size=args.batch_size, lr=args.lr, resume=args.resume,
                          max_seq_length=args.max_seq_length, hard_negatives=args.hard_negatives,
-                         freeze_embeddings=args.freeze_embeddings, checkpoint_every=args.checkpoint_every,
+                         freeze_embeddings=args.freeze_embeddings, scale=args.scale,
+                         checkpoint_every=args.checkpoint_every,
                          threads=args.threads, show_progress=not args.quiet)
     return _report_written(out)
 

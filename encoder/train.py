@@ -85,6 +85,8 @@ class TrainSettings:
             raise InvalidArgument("batch_size", f"must be >= 2 for in-batch negatives, got {self.batch_size}")
         if not self.lr > 0:
             raise InvalidArgument("lr", f"must be > 0, got {self.lr}")
+        if not self.scale > 0:
+            raise InvalidArgument("scale", f"must be > 0, got {self.scale}")
         if self.warmup < 0:
             raise InvalidArgument("warmup", f"must be >= 0, got {self.warmup}")
         if self.pairs not in PAIR_MODES:

@@ -113,7 +113,8 @@ def _build(variant: VariantSpec, src: ConvertSource | TrainSource | FinetuneSour
         base_folder, _ = build_model(base, 0, corpus_dir)
         finetune_model(base_folder, train_corpus or corpus_dir, folder, steps=src.steps, seed=seed,
                        batch_size=src.batch_size, lr=src.lr, max_seq_length=src.max_seq_length,
-                       hard_negatives=src.hard_negatives, freeze_embeddings=src.freeze_embeddings)
+                       hard_negatives=src.hard_negatives, freeze_embeddings=src.freeze_embeddings,
+                       scale=src.scale)
     else:
         raise InvalidArgument(f"variants.{variant.name}", f"no model for kind {variant.kind!r}")
     (folder / "spec.json").write_text(json.dumps(

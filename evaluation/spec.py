@@ -100,6 +100,7 @@ class FinetuneSource:
     hard_negatives: int = 0
     freeze_embeddings: bool = True
     max_seq_length: int | None = None   # training texts only (None: the source's)
+    scale: float = 20.0                 # similarity scale of the loss (1 / temperature)
 
     def check(self, where: str) -> None:
         """ConfigError naming the setting, before any model is built."""
@@ -107,8 +108,10 @@ class FinetuneSource:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
                 raise ConfigError(f"{where}.{name}", f"must be an integer >= {minimum}, got {value!r}")
-        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr > 0:
-            raise ConfigError(f"{where}.lr", f"must be a number > 0, got {self.lr!r}")
+        for name in ("lr", "scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{where}.{name}", f"must be a number > 0, got {value!r}")
         if not isinstance(self.freeze_embeddings, bool):
             raise ConfigError(f"{where}.freeze_embeddings", f"must be true or false, got {self.freeze_embeddings!r}")
         if not isinstance(self.source, str) or not self.source:

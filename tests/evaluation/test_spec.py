@@ -146,6 +146,7 @@ def test_finetune_variants_sweep_ranks_and_keep_their_settings():
     ("{steps: 0}", "variants.ft.finetune.steps"),
     ("{lr: 0}", "variants.ft.finetune.lr"),
     ("{lr: -1.0e-5}", "variants.ft.finetune.lr"),
+    ("{scale: 0}", "variants.ft.finetune.scale"),
     ("{batch_size: 1}", "variants.ft.finetune.batch_size"),
     ("{hard_negatives: -1}", "variants.ft.finetune.hard_negatives"),
     ("{freeze_embeddings: maybe}", "variants.ft.finetune.freeze_embeddings"),

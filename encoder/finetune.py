@@ -18,6 +18,9 @@ atomic model-folder write); what differs:
   analyzer, `ranksearch.analysis`; SudachiPy for Japanese) ranks highest for the
   query that are not judged relevant to it: the in-batch negatives of a small corpus
   are mostly easy, the confusions are between neighbouring pages;
+* ``scale`` (the loss's 1/temperature) defaults to 100, E5's own temperature 0.01:
+  on the man-page dev split the from-scratch default 20 made multilingual-e5-small
+  worse than not fine-tuning it (docs/JAPANESE.md, section 8);
 * ``max_seq_length`` truncates the training texts only (default: the source's); the
   output folder keeps the source's value;
 * ``out/training.json`` records the source folder, its SOURCE.json (provenance and
@@ -113,7 +116,7 @@ def finetune_model(source: Path | str, corpus: Path | str, out: Path | str, step
                    batch_size: int = 32, lr: float = 2e-5, resume: bool = True, *,
                    warmup: int | None = None, weight_decay: float = 0.01,
                    max_seq_length: int | None = None, hard_negatives: int = 0,
-                   freeze_embeddings: bool = True, analyzer: str | None = None, scale: float = 20.0,
+                   freeze_embeddings: bool = True, analyzer: str | None = None, scale: float = 100.0,
                    checkpoint_every: int | None = None, threads: int | None = None,
                    show_progress: bool = True, stop_after: int | None = None) -> Path:
     """Fine-tune the ranked-encoder folder `source` on `corpus`'s train pairs into the

@@ -100,7 +100,7 @@ class FinetuneSource:
     hard_negatives: int = 0
     freeze_embeddings: bool = True
     max_seq_length: int | None = None   # training texts only (None: the source's)
-    scale: float = 20.0                 # similarity scale of the loss (1 / temperature)
+    scale: float = 100.0                # similarity scale of the loss (1 / temperature; E5's)
 
     def check(self, where: str) -> None:
         """ConfigError naming the setting, before any model is built."""

@@ -137,21 +137,21 @@ def finetune_model(source: Path | str, corpus: Path | str, out: Path | str, step
         raise InvalidArgument("hard_negatives", f"must be an integer >= 0, got {hard_negatives!r}")
     if not isinstance(freeze_embeddings, bool):
         raise InvalidArgument("freeze_embeddings", f"must be true or false, got {freeze_embeddings!r}")
+    for name, value in (("steps", steps), ("seed", seed), ("batch_size", batch_size), ("warmup", warmup),
+                        ("max_seq_length", max_seq_length)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise InvalidArgument(name, f"must be an integer, got {value!r}")
+    for name, value in (("lr", lr), ("weight_decay", weight_decay), ("scale", scale)):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise InvalidArgument(name, f"must be a number, got {value!r}")
     saved = json.loads((source / CONFIG_FILE).read_text(encoding="utf-8"))
     source_len = int(saved.get("max_seq_length") or saved["encoder"]["max_len"])
     train_len = source_len if max_seq_length is None else max_seq_length
     settings = TrainSettings(
-        steps=steps, seed=seed, batch_size=batch_size, lr=lr,
+        steps=steps, seed=seed, batch_size=batch_size, lr=float(lr),
         warmup=warmup if warmup is not None else min(100, max(0, steps) // 10),
-        weight_decay=weight_decay, max_seq_length=train_len,
-        vocab_size=int(saved["encoder"]["vocab_size"]), pairs="qrels", scale=scale)
-    for name in ("steps", "seed", "batch_size", "warmup", "max_seq_length"):
-        value = getattr(settings, name)
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise InvalidArgument(name, f"must be an integer, got {value!r}")
-    for name in ("lr", "weight_decay", "scale"):
-        if isinstance(getattr(settings, name), bool) or not isinstance(getattr(settings, name), (int, float)):
-            raise InvalidArgument(name, f"must be a number, got {getattr(settings, name)!r}")
+        weight_decay=float(weight_decay), max_seq_length=train_len,
+        vocab_size=int(saved["encoder"]["vocab_size"]), pairs="qrels", scale=float(scale))
     settings.validate()
     if train_len > int(saved["encoder"]["max_len"]):
         raise InvalidArgument("max_seq_length", f"is {train_len} but the source's max_len is "

@@ -157,7 +157,8 @@ def test_a_corpus_without_train_judgements_is_refused_naming_it(source, tmp_path
 
 
 @pytest.mark.parametrize("kwargs, field", [
-    ({"steps": 0}, "steps"), ({"steps": -3}, "steps"), ({"lr": 0.0}, "lr"), ({"lr": -1e-5}, "lr"),
+    ({"steps": 0}, "steps"), ({"steps": -3}, "steps"), ({"steps": "3"}, "steps"), ({"lr": 0.0}, "lr"),
+    ({"lr": -1e-5}, "lr"), ({"lr": "fast"}, "lr"),
     ({"batch_size": 1}, "batch_size"), ({"scale": 0.0}, "scale"), ({"hard_negatives": -1}, "hard_negatives"),
     ({"max_seq_length": 0}, "max_seq_length"), ({"max_seq_length": 4096}, "max_seq_length"),
     ({"freeze_embeddings": "yes"}, "freeze_embeddings"),

@@ -12,6 +12,9 @@
    negatives) with AdamW, linear warm-up and linear decay, in a plain torch loop —
    simpler to make deterministic and resumable than the sentence-transformers Trainer.
 
+Steps 1-2 are ``train_model``'s; step 3 is ``fit``, the one training loop, which
+``finetune.py`` also runs on an existing model folder's weights.
+
 Determinism: the batch of step ``s`` is a pure function of ``(seed, s)`` (epoch
 permutations from ``torch.Generator().manual_seed(seed + epoch)``, span offsets from
 ``random.Random`` seeded by a string), model initialisation and dropout use the torch

@@ -180,3 +180,18 @@ def test_a_missing_source_folder_is_refused_naming_it(corpus, tmp_path):
 def test_word_embeddings_name_matches_the_model(source):
     names = dict(load_sentence_transformer(source).named_parameters())
     assert WORD_EMBEDDINGS in names and names[WORD_EMBEDDINGS].ndim == 2
+
+
+def test_cli_finetunes_and_refuses_a_corpus_without_train_pairs(source, corpus, tmp_path, capsys):
+    from ranksearch.cli import main
+
+    out = tmp_path / "cli-ft"
+    rc = main(["finetune", "--from", str(source), "--corpus", str(corpus), "--out", str(out), "--steps", "2",
+               "--batch-size", "4", "--lr", "1e-3", "--hard-negatives", "1", "--threads", "1", "--quiet"])
+    assert rc == 0 and "model written to" in capsys.readouterr().out
+    assert json.loads((out / "training.json").read_text())["finetune"]["hard_negatives"] == 1
+    pairs = [(f"q.{n}", f"m.{n}") for n, _ in TOPICS]
+    test_only = _corpus(tmp_path / "test_only", {"test": pairs})
+    rc = main(["finetune", "--from", str(source), "--corpus", str(test_only), "--out", str(tmp_path / "x"),
+               "--quiet"])
+    assert rc != 0 and "corpus" in capsys.readouterr().err

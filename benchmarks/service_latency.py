@@ -260,6 +260,11 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"# server ready in {start_s:.1f}s (batching {'on' if batching else 'off'}, "
                       f"encoder_threads {enc_threads[batching]})")
                 fill(address, [c["name"] for c in extra], args.bf16_docs)
+            for batching, p in ((b, p) for p in precisions for b in (True, False)):
+                # untimed warm-up of every (server, collection): the first searches of a
+                # process build kernels for new shapes, and would land on whichever cell
+                # happens to run first
+                drive(servers[batching][1], queries, 8, modes[0], 64, collection_of[p], args.k)
             local = InProcess(copies / "local", args.collection)
             rows = {(b, p): [] for b in (True, False) for p in precisions}
             results["in_process"] = []

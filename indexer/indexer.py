@@ -245,13 +245,7 @@ class Indexer:
                           defaults: SearchDefaults | None = None) -> CollectionInfo:
         """`lexical_config`: the lexical index's analyzer and BM25 settings (fixed
         from now on); `defaults`: mode and hybrid parameters of requests that set none."""
-        v.check_name(name, "name")
-        lex = lexical_config or lexical.LexicalConfig()
-        defaults = defaults or SearchDefaults()
-        if not isinstance(lex, lexical.LexicalConfig):
-            raise InvalidArgument("lexical", f"must be a LexicalConfig, got {type(lex).__name__}")
-        if not isinstance(defaults, SearchDefaults):
-            raise InvalidArgument("defaults", f"must be SearchDefaults, got {type(defaults).__name__}")
+        lex, defaults = v.check_collection_settings(name, lexical_config, defaults)
         if not isinstance(variants, (list, tuple)) or not variants:
             raise InvalidArgument("variants", "needs at least one VariantSpec")
         seen: set[str] = set()

@@ -230,13 +230,7 @@ class MilvusStore:
                           defaults: SearchDefaults | None = None) -> CollectionInfo:
         """`lexical_config`: the lexical index's analyzer and BM25 settings (fixed from
         now on); `defaults`: mode and hybrid parameters of requests that set none."""
-        v.check_name(name, "name")
-        lex = lexical_config or lexical.LexicalConfig()
-        defaults = defaults or SearchDefaults()
-        if not isinstance(lex, lexical.LexicalConfig):
-            raise InvalidArgument("lexical", f"must be a LexicalConfig, got {type(lex).__name__}")
-        if not isinstance(defaults, SearchDefaults):
-            raise InvalidArgument("defaults", f"must be SearchDefaults, got {type(defaults).__name__}")
+        lex, defaults = v.check_collection_settings(name, lexical_config, defaults)
         if not variants or len(variants) > MAX_VARIANTS:
             raise InvalidArgument("variants", f"needs 1 to {MAX_VARIANTS} variants, got {len(variants)}")
         for i, spec in enumerate(variants):

@@ -8,6 +8,8 @@ import numpy as np
 
 from ranksearch.errors import InvalidArgument, NotFound
 from ranksearch.names import RULE, is_valid_name
+from ranksearch.indexer import lexical
+from ranksearch.indexer.request import SearchDefaults
 from ranksearch.indexer.types import Document, VariantSpec
 
 def check_name(value: Any, field: str) -> str:
@@ -134,3 +136,16 @@ def check_texts(texts: Any, field: str, max_rows: int, rows: int | None) -> list
         if not isinstance(text, str):
             raise InvalidArgument(f"{field}[{i}]", f"must be a string, got {type(text).__name__}")
     return list(texts)
+
+
+def check_collection_settings(name: Any, lexical_config: Any, defaults: Any):
+    """CreateCollection's name, lexical settings and search defaults, checked alike by
+    every store: (LexicalConfig, SearchDefaults), defaulted when None."""
+    check_name(name, "name")
+    lex = lexical_config or lexical.LexicalConfig()
+    defaults = defaults or SearchDefaults()
+    if not isinstance(lex, lexical.LexicalConfig):
+        raise InvalidArgument("lexical", f"must be a LexicalConfig, got {type(lex).__name__}")
+    if not isinstance(defaults, SearchDefaults):
+        raise InvalidArgument("defaults", f"must be SearchDefaults, got {type(defaults).__name__}")
+    return lex, defaults

@@ -40,9 +40,10 @@ test-all: install test-deps
 	$(BIN)/python -m pytest -q
 
 # The report-rendering test drives a real headless Chromium (Debian's package); the
-# man-page corpus tests read Debian's Japanese and English manual pages; the
+# man-page corpus tests read Debian's Japanese and English manual pages (developers'
+# sections 2/3 and, for extra fine-tuning pairs, the users' sections); the
 # alert-rule test runs promtool (Debian's prometheus package).
-TEST_PACKAGES := chromium manpages-ja-dev manpages-dev
+TEST_PACKAGES := chromium manpages-ja-dev manpages-ja manpages-dev
 test-deps:
 	@missing=$$(for p in $(TEST_PACKAGES); do dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || echo $$p; done); \
 	if [ -n "$$missing" ]; then \

@@ -115,6 +115,10 @@ def _register_finetune(subparsers) -> None:
     p.add_argument("--scale", type=float, default=100.0,
                    help="similarity scale of the loss, 1/temperature (default 100, E5's own; "
                         "20 made e5 worse on the man-page dev split)")
+    p.add_argument("--extra-corpus", dest="extra_corpora", action="append", default=[], metavar="DIR",
+                   help="also train on every judged pair of this BEIR folder (all its qrels "
+                        "splits; it is never evaluated), e.g. the man pages of other sections; "
+                        "repeatable; ids must not clash with --corpus")
     p.add_argument("--train-embeddings", dest="freeze_embeddings", action="store_false",
                    help="also train the word-embedding matrix (default: frozen)")
     _add_run_options(p)
@@ -128,7 +132,7 @@ def _finetune(args) -> int:
                          batch_size=args.batch_size, lr=args.lr, resume=args.resume,
                          max_seq_length=args.max_seq_length, hard_negatives=args.hard_negatives,
                          freeze_embeddings=args.freeze_embeddings, scale=args.scale,
-                         checkpoint_every=args.checkpoint_every,
+                         extra_corpora=args.extra_corpora, checkpoint_every=args.checkpoint_every,
                          threads=args.threads, show_progress=not args.quiet)
     return _report_written(out)
 
@@ -236,8 +240,9 @@ def _register_corpus(subparsers) -> None:
                       "known-item corpus from Debian's manual pages",
         description="stdlib: Python standard library docstrings (the built-in corpus). "
                     "manpages: Debian's manual pages, query = the NAME line's description, "
-                    "document = the DESCRIPTION (説明) section; --lang ja reads manpages-ja-dev, "
-                    "--lang en manpages-dev (apt-get install -y manpages-ja-dev manpages-dev).")
+                    "document = the DESCRIPTION (説明) section; --lang ja reads manpages-ja-dev "
+                    "(sections 2, 3) and manpages-ja (1, 4-8), --lang en manpages-dev and "
+                    "manpages (apt-get install -y manpages-ja-dev manpages-ja manpages-dev).")
     build.add_argument("name", choices=["stdlib", "manpages"], help="corpus to build")
     build.add_argument("--out", type=Path, help="target folder (stdlib default: the cache, as "
                                                 "`--corpus stdlib` uses; required for manpages)")

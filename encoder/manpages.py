@@ -2,8 +2,10 @@
 
 Source: the installed pages of ``manpages-ja-dev`` (``--lang ja``, Japanese
 translations under ``/usr/share/man/ja``) or ``manpages-dev`` (``--lang en``,
-``/usr/share/man``), sections 2 and 3 by default; only the package's own files
-(``dpkg-query -L``), not pages other packages put in the same folders. Each page file becomes::
+``/usr/share/man``), sections 2 and 3 by default; the other sections (commands, file
+formats, administration: 1, 4-8) come from ``manpages-ja`` / ``manpages``. Only those
+packages' own files (``dpkg-query -L``), not pages other packages put in the same
+folders. Each page file becomes::
 
     corpus.jsonl   {"_id": "accept.2", "title": "accept, accept4",
                     "text": <the DESCRIPTION / 説明 section, troff stripped>}
@@ -49,11 +51,15 @@ from .corpus import hash_split, replace_beir
 
 #: Where each language's pages live and the section headings that matter.
 LANGUAGES = {
-    "ja": {"root": "/usr/share/man/ja", "package": "manpages-ja-dev",
+    "ja": {"root": "/usr/share/man/ja", "package": "manpages-ja-dev", "user_package": "manpages-ja",
            "name": ("名前",), "description": ("説明",)},
-    "en": {"root": "/usr/share/man", "package": "manpages-dev",
+    "en": {"root": "/usr/share/man", "package": "manpages-dev", "user_package": "manpages",
            "name": ("NAME",), "description": ("DESCRIPTION",)},
 }
+#: sections of the developers' package (system calls, library functions); the others
+#: (1, 4-8: commands, devices, file formats, games, overviews, administration) are in
+#: the users' package
+DEV_SECTIONS = (2, 3)
 DEFAULT_SECTIONS = (2, 3)
 MIN_TEXT_CHARS = 60
 MIN_QUERY_CHARS = 4
@@ -326,6 +332,13 @@ def translated_share(paragraphs: list[str]) -> float:
     return japanese / (japanese + english) if japanese + english else 0.0
 
 
+def section_packages(lang: str, sections) -> list[str]:
+    """The Debian packages holding ``sections`` of ``lang``'s pages, in a fixed order."""
+    info = LANGUAGES[lang]
+    wanted = {info["package"] if s in DEV_SECTIONS else info["user_package"] for s in sections}
+    return [p for p in (info["package"], info["user_package"]) if p in wanted]
+
+
 def package_version(package: str) -> str | None:
     try:
         proc = subprocess.run(["dpkg-query", "-W", "-f=${Version}", package],
@@ -355,15 +368,21 @@ def build_manpage_corpus(out: Path | str, lang: str = "ja", sections=DEFAULT_SEC
     if lang not in LANGUAGES:
         raise InvalidArgument("lang", f"must be one of {', '.join(LANGUAGES)}, got {lang!r}")
     info = LANGUAGES[lang]
-    owned = package_files(info["package"]) if root is None else None
+    packages = section_packages(lang, sections)
+    owned = None
+    if root is None:
+        listed = [package_files(p) for p in packages]
+        owned = set().union(*[f for f in listed if f is not None]) if any(f is not None for f in listed) else None
     root = Path(root or info["root"])
     files = page_files(root, sections, owned)
+    names = ", ".join(packages)
     if not files:
         raise InvalidArgument("lang", f"no manual pages of sections {list(sections)} under {root}: "
-                              f"install Debian's {info['package']} (apt-get install -y {info['package']})")
+                              f"install Debian's {names} (apt-get install -y {' '.join(packages)})")
     corpus, queries, pairs = manpage_rows(files, lang)
-    meta = {"language": lang, "source": f"Debian {info['package']}: {root}",
-            "package": info["package"], "package_version": package_version(info["package"]),
+    versions = list(dict.fromkeys(v for v in map(package_version, packages) if v))
+    meta = {"language": lang, "source": f"Debian {names}: {root}",
+            "package": names, "package_version": ", ".join(versions) or None,
             "sections": list(sections), "query": "NAME line description",
             "document": "DESCRIPTION section, troff stripped"}
     return replace_beir(Path(out), corpus, queries, hash_split(pairs, 2), meta)

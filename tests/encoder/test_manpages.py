@@ -11,7 +11,7 @@ import pytest
 from ranksearch.cli import main
 from ranksearch.encoder.corpus import corpus_language, load_beir
 from ranksearch.encoder.manpages import (LANGUAGES, build_manpage_corpus, parse_page, parse_sections,
-                                         translated_share)
+                                         section_packages, translated_share)
 from ranksearch.errors import InvalidArgument
 
 JA_ROOT = Path(LANGUAGES["ja"]["root"])
@@ -110,7 +110,7 @@ def test_build_rules_on_a_small_tree(tmp_path):
             qrels[qid] = did
     assert qrels == {"q:other.3": "other.3", "q:mostly.3": "mostly.3", "q:dup.3": "foo.2"}
     assert corpus_language(out) == "ja"
-    with pytest.raises(InvalidArgument, match="manpages-ja-dev"):
+    with pytest.raises(InvalidArgument, match="manpages-ja"):
         build_manpage_corpus(tmp_path / "none", "ja", (7,), root=root)
 
 
@@ -162,3 +162,31 @@ def test_english_manpage_corpus_from_the_debian_package(tmp_path):
     train = load_beir(out, "train")
     assert {**beir.queries, **train.queries}["q:accept.2"] == "accept a connection on a socket"
     assert corpus_language(out) == "en"
+
+
+def test_each_section_comes_from_its_debian_package():
+    assert section_packages("ja", (2, 3)) == ["manpages-ja-dev"]
+    assert section_packages("ja", (1, 5, 8)) == ["manpages-ja"]
+    assert section_packages("ja", (1, 2)) == ["manpages-ja-dev", "manpages-ja"]
+    assert section_packages("en", (1, 3)) == ["manpages-dev", "manpages"]
+
+
+needs_ja_user = pytest.mark.skipif(not (JA_ROOT / "man1" / "ls.1.gz").is_file(),
+                                   reason="Debian's manpages-ja is not installed and could not be "
+                                          "(make test-deps installs it: apt-get install -y manpages-ja)")
+
+
+@needs_ja_user
+@needs_ja
+def test_users_sections_make_a_disjoint_corpus_for_extra_training_pairs(tmp_path):
+    """Sections 1, 4-8 (manpages-ja): more (NAME line, 説明) pairs of the same kind, with
+    no page, document or query id shared with the sections 2/3 corpus."""
+    user = build_manpage_corpus(tmp_path / "user", "ja", (1, 4, 5, 6, 7, 8))
+    dev = build_manpage_corpus(tmp_path / "dev", "ja", (2, 3))
+    meta = json.loads((user / "ranksearch-corpus.json").read_text())
+    assert meta["package"] == "manpages-ja" and meta["sections"] == [1, 4, 5, 6, 7, 8]
+    users = {**load_beir(user, "train").queries, **load_beir(user, "test").queries}
+    assert len(users) > 400 and all(q.split(".")[-1] in "145678" for q in users)
+    devs = {**load_beir(dev, "train").queries, **load_beir(dev, "test").queries}
+    assert not set(users) & set(devs)
+    assert not set(load_beir(user, "test").corpus) & set(load_beir(dev, "test").corpus)

@@ -35,6 +35,7 @@ import hashlib
 import json
 import time
 from pathlib import Path
+from typing import Sequence
 
 from ranksearch.errors import FailedPrecondition, InvalidArgument, NotFound
 
@@ -46,9 +47,15 @@ WORD_EMBEDDINGS = "0.encoder.tok_emb.weight"
 PROVENANCE_FILES = ("SOURCE.json", "conversion.json", "training.json")
 
 
-def labelled_pairs(corpus: Path) -> tuple[list[str], dict[str, str], list[tuple[str, str, set[str]]]]:
+def labelled_pairs(corpus: Path, extra: Sequence[Path] = ()
+                   ) -> tuple[list[str], dict[str, str], list[tuple[str, str, set[str]]]]:
     """(document ids, id -> text, [(query text, relevant doc id, all relevant ids)])
-    from the corpus's train split, in a fixed order."""
+    from the corpus's train split and every judged pair (all qrels splits) of the
+    ``extra`` corpora, in a fixed order (ids sorted over all of them).
+
+    An extra corpus is more labelled data of the same kind that is never evaluated
+    (e.g. the man pages of other sections); its document and query ids must not occur
+    in the corpus or in another extra corpus (InvalidArgument naming ``extra_corpora``)."""
     from .corpus import available_splits, document_text, load_beir
 
     if not corpus.is_dir() or TRAIN_SPLIT not in available_splits(corpus):
@@ -56,12 +63,34 @@ def labelled_pairs(corpus: Path) -> tuple[list[str], dict[str, str], list[tuple[
                                  "needs labelled (query, document) pairs; build a BEIR folder whose "
                                  f"qrels/{TRAIN_SPLIT}.tsv lists them")
     beir = load_beir(corpus, split=TRAIN_SPLIT)
-    ids = sorted(beir.corpus)
-    docs = {i: document_text(beir.corpus[i]) for i in ids}
+    documents, queries, qrels = dict(beir.corpus), dict(beir.queries), dict(beir.qrels)
+    seen = {corpus.resolve()}
+    for folder in extra:
+        if folder.resolve() in seen:
+            raise InvalidArgument("extra_corpora", f"{folder} is the corpus itself or listed twice")
+        seen.add(folder.resolve())
+        splits = available_splits(folder) if folder.is_dir() else []
+        if not splits:
+            raise FailedPrecondition("extra_corpora", f"{folder} is not a BEIR folder with qrels/*.tsv")
+        parts = [load_beir(folder, split=split) for split in splits]
+        clash = sorted(set(parts[0].corpus) & set(documents))
+        if clash:
+            raise InvalidArgument("extra_corpora", f"{folder}: document id {clash[0]!r} is also in "
+                                  f"another corpus ({len(clash)} shared ids); ids must be distinct")
+        documents.update(parts[0].corpus)
+        for part in parts:
+            clash = sorted(set(part.qrels) & set(qrels))
+            if clash:
+                raise InvalidArgument("extra_corpora", f"{folder}: query id {clash[0]!r} is also in "
+                                      f"another corpus or split; ids must be distinct")
+            queries.update(part.queries)
+            qrels.update(part.qrels)
+    ids = sorted(documents)
+    docs = {i: document_text(documents[i]) for i in ids}
     pairs = []
-    for qid in sorted(beir.qrels):
-        relevant = {d for d, score in beir.qrels[qid].items() if score > 0 and d in docs}
-        pairs += [(beir.queries[qid], d, relevant) for d in sorted(relevant)]
+    for qid in sorted(qrels):
+        relevant = {d for d, score in qrels[qid].items() if score > 0 and d in docs}
+        pairs += [(queries[qid], d, relevant) for d in sorted(relevant)]
     if len(pairs) < 2:
         raise FailedPrecondition("corpus", f"qrels/{TRAIN_SPLIT}.tsv of {corpus} has {len(pairs)} "
                                  "usable pairs; need at least 2")
@@ -117,11 +146,14 @@ def finetune_model(source: Path | str, corpus: Path | str, out: Path | str, step
                    warmup: int | None = None, weight_decay: float = 0.01,
                    max_seq_length: int | None = None, hard_negatives: int = 0,
                    freeze_embeddings: bool = True, analyzer: str | None = None, scale: float = 100.0,
+                   extra_corpora: Sequence[Path | str] = (),
                    checkpoint_every: int | None = None, threads: int | None = None,
                    show_progress: bool = True, stop_after: int | None = None) -> Path:
     """Fine-tune the ranked-encoder folder `source` on `corpus`'s train pairs into the
     model folder `out`; returns `out`. ``analyzer`` (for hard negatives) defaults to
-    the corpus's recorded language's analyzer, else ``standard``."""
+    the corpus's recorded language's analyzer, else ``standard``. ``extra_corpora``:
+    BEIR folders whose judged pairs (every qrels split) are trained on too
+    (`labelled_pairs`); hard negatives are mined over all documents."""
     from ranksearch.analysis import language_analyzer
 
     from .corpus import corpus_language, resolve_corpus
@@ -156,11 +188,21 @@ def finetune_model(source: Path | str, corpus: Path | str, out: Path | str, step
     if train_len > int(saved["encoder"]["max_len"]):
         raise InvalidArgument("max_seq_length", f"is {train_len} but the source's max_len is "
                               f"{saved['encoder']['max_len']}")
+    if isinstance(extra_corpora, (str, Path)) or not all(isinstance(c, (str, Path)) and str(c)
+                                                         for c in extra_corpora):
+        raise InvalidArgument("extra_corpora", f"must be a list of BEIR folders, got {extra_corpora!r}")
     corpus_path = resolve_corpus(corpus)
-    ids, docs, pairs = labelled_pairs(corpus_path)
+    extra_paths = []
+    for c in extra_corpora:
+        try:
+            extra_paths.append(resolve_corpus(c))
+        except InvalidArgument as exc:
+            raise InvalidArgument("extra_corpora", f"{c}: {exc}") from None
+    ids, docs, pairs = labelled_pairs(corpus_path, extra_paths)
     if analyzer is None:
         analyzer = language_analyzer(corpus_language(corpus_path) or "en")
     wanted = {"settings": settings.__dict__, "corpus": str(corpus),
+              **({"extra_corpora": [str(c) for c in extra_corpora]} if extra_corpora else {}),
               "finetune": {"source": str(source.resolve()), "source_sha256": _fingerprint(source),
                            "hard_negatives": hard_negatives, "freeze_embeddings": freeze_embeddings,
                            "analyzer": analyzer if hard_negatives else None}}
@@ -178,6 +220,7 @@ def finetune_model(source: Path | str, corpus: Path | str, out: Path | str, step
         torch.manual_seed(settings.seed)  # dropout
         record = {"config": model[0].encoder_config.to_dict(), "corpus": str(corpus),
                   "corpus_path": str(corpus_path), "training_examples": len(examples),
+                  "extra_corpora": [str(c) for c in extra_paths],
                   "pairs_from_qrels": len(pairs),
                   "finetune": {**wanted["finetune"], "source": source_provenance(source.resolve()),
                                "lr": settings.lr, "batch_size": settings.batch_size,

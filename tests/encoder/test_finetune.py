@@ -195,3 +195,73 @@ def test_cli_finetunes_and_refuses_a_corpus_without_train_pairs(source, corpus, 
     rc = main(["finetune", "--from", str(source), "--corpus", str(test_only), "--out", str(tmp_path / "x"),
                "--quiet"])
     assert rc != 0 and "corpus" in capsys.readouterr().err
+
+
+EXTRA_TOPICS = [
+    ("ls", "list the entries of a directory in alphabetical order"),
+    ("cp", "copy files and directories to a destination"),
+    ("grep", "print the lines of files that match a pattern"),
+]
+
+
+def _extra_corpus(root: Path, prefix: str = "x") -> Path:
+    corpus = [{"_id": f"{prefix}.{n}", "title": n, "text": t} for n, t in EXTRA_TOPICS]
+    queries = [{"_id": f"q{prefix}.{n}", "text": t.split(" ", 3)[-1]} for n, t in EXTRA_TOPICS]
+    pairs = [(f"q{prefix}.{n}", f"{prefix}.{n}") for n, _ in EXTRA_TOPICS]
+    write_beir(root, corpus, queries, {"train": pairs[:1], "test": pairs[1:]})
+    return root
+
+
+def test_extra_corpora_add_all_their_judged_pairs_and_documents(corpus, tmp_path):
+    extra = _extra_corpus(tmp_path / "extra")
+    ids, docs, pairs = labelled_pairs(corpus)
+    ids2, docs2, pairs2 = labelled_pairs(corpus, [extra])
+    # every split of the extra corpus (train and test) is training data; the corpus's own
+    # test judgements are not
+    assert len(pairs2) == len(pairs) + len(EXTRA_TOPICS)
+    assert {d for _, d, _ in pairs2} - {d for _, d, _ in pairs} == {f"x.{n}" for n, _ in EXTRA_TOPICS}
+    assert "q.walk" not in {q for q, _, _ in pairs2} and set(ids2) == set(ids) | {f"x.{n}" for n, _ in EXTRA_TOPICS}
+    assert ids2 == sorted(ids2) and docs2["x.ls"].startswith("ls: list the entries")
+    # hard negatives are mined over all documents, deterministically
+    negatives = mine_hard_negatives(ids2, docs2, pairs2, 1, "standard")
+    assert negatives == mine_hard_negatives(ids2, docs2, pairs2, 1, "standard")
+
+
+def test_extra_corpora_are_recorded_and_change_the_model(source, corpus, tmp_path):
+    extra = _extra_corpus(tmp_path / "extra")
+    plain = finetune_model(source, corpus, tmp_path / "plain", steps=3, seed=1, **FAST)
+    more = finetune_model(source, corpus, tmp_path / "more", steps=3, seed=1, extra_corpora=[extra], **FAST)
+    record = json.loads((more / "training.json").read_text())
+    assert record["extra_corpora"] == [str(extra)] and record["training_examples"] == 8 + len(EXTRA_TOPICS)
+    key = "blocks.0.attn.q_proj.weight"
+    assert not np.array_equal(_weights(plain)[key], _weights(more)[key])
+    # a checkpoint of one run does not resume as the other
+    partial = finetune_model(source, corpus, tmp_path / "p", steps=3, seed=1, stop_after=1, **FAST)
+    with pytest.raises(FailedPrecondition, match="extra_corpora"):
+        finetune_model(source, corpus, tmp_path / "p", steps=3, seed=1, extra_corpora=[extra], **FAST)
+    assert (partial / "checkpoints").is_dir()
+
+
+def test_bad_extra_corpora_are_refused_naming_the_field(source, corpus, tmp_path):
+    clash = _extra_corpus(tmp_path / "clash", prefix="m")  # document ids m.ls ... do not clash
+    write_beir(tmp_path / "clash2", [{"_id": "m.sqrt", "text": "another text"}], [{"_id": "qq", "text": "q"}],
+               {"train": [("qq", "m.sqrt")]})
+    no_qrels = tmp_path / "no_qrels"
+    no_qrels.mkdir()
+    for extra in ([corpus], [tmp_path / "clash2"], [no_qrels], [tmp_path / "missing"], "notalist",
+                  [clash, clash]):
+        with pytest.raises((InvalidArgument, FailedPrecondition)) as err:
+            finetune_model(source, corpus, tmp_path / "ft", steps=2, extra_corpora=extra, **FAST)
+        assert err.value.field == "extra_corpora", extra
+    assert not (tmp_path / "ft").exists()
+
+
+def test_cli_extra_corpus_option(source, corpus, tmp_path, capsys):
+    from ranksearch.cli import main
+
+    extra = _extra_corpus(tmp_path / "extra")
+    out = tmp_path / "cli-extra"
+    rc = main(["finetune", "--from", str(source), "--corpus", str(corpus), "--out", str(out), "--steps", "2",
+               "--batch-size", "4", "--lr", "1e-3", "--extra-corpus", str(extra), "--threads", "1", "--quiet"])
+    assert rc == 0, capsys.readouterr().err
+    assert json.loads((out / "training.json").read_text())["extra_corpora"] == [str(extra)]

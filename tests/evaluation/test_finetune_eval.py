@@ -57,3 +57,33 @@ def test_evaluating_a_fine_tuned_variant_on_its_own_train_split_is_refused(base_
         run_eval(tiny_corpus, _spec(base_model), tmp_path / "out", split="train", threads=1)
     assert err.value.field == "variants.ft.finetune"
     assert not (tmp_path / "cache" / "models").exists()
+
+
+def test_a_finetune_variant_also_trains_on_its_extra_corpora(base_model, tiny_corpus, tmp_path, monkeypatch):
+    from ranksearch.encoder.corpus import write_beir
+
+    monkeypatch.setenv("RANKSEARCH_CACHE", str(tmp_path / "cache"))
+    extra = tmp_path / "extra"
+    write_beir(extra, [{"_id": f"extra.{i}", "text": f"extra document number {i}"}
+                                            for i in range(4)],
+                       [{"_id": f"qx.{i}", "text": f"number {i}"} for i in range(4)],
+                       {"train": [("qx.0", "extra.0")], "test": [(f"qx.{i}", f"extra.{i}") for i in (1, 2, 3)]})
+    spec = parse_spec(yaml.safe_load(f"""
+        name: ft-extra
+        baseline: ft
+        attention_check: none
+        latency_queries: 2
+        variants:
+          - name: ft
+            finetune: {{source: {base_model}, steps: 2, batch_size: 4, lr: 1.0e-3}}
+          - name: ft-extra
+            finetune: {{source: {base_model}, steps: 2, batch_size: 4, lr: 1.0e-3, extra_corpora: [{extra}]}}
+    """))
+    plain, more = spec.variant("ft"), spec.variant("ft-extra")
+    assert "extra_corpora" not in plain.resolved()["source"]  # model keys of older specs are kept
+    assert plain.model_key() != more.model_key()
+    out = run_eval(tiny_corpus, spec, tmp_path / "out", threads=1)
+    rows = {v["name"]: v for v in json.loads((out / "results.json").read_text())["variants"]}
+    folder = tmp_path / "cache" / "models" / rows["ft-extra"]["model_folder"].rsplit("/", 1)[-1]
+    record = json.loads((folder / "training.json").read_text())
+    assert record["pairs_from_qrels"] == 10 + 4 and record["extra_corpora"] == [str(extra)]

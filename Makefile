@@ -55,7 +55,7 @@ test-deps:
 
 # Benchmarks that run on their own defaults (ab_simulation.py needs the results folder
 # of an eval run, see its docstring; the others take options, see README "Develop").
-BENCHES := encoder_throughput index_search service_latency hybrid_search drain live_ab store_compare
+BENCHES := encoder_throughput batching_ceiling index_search service_latency hybrid_search drain live_ab store_compare
 bench: install
 	for b in $(BENCHES); do $(BIN)/python benchmarks/$$b.py || exit 1; done
 

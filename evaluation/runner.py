@@ -192,6 +192,10 @@ def run_eval(corpus: str | Path, spec: EvalSpec, out: Path, split: str = "test",
         if v.kind == "finetune" and split == "train":
             raise InvalidArgument(f"variants.{v.name}.finetune", "learns from the train judgements and "
                                   "must be evaluated on another split, but --split is 'train'")
+        for extra in getattr(v.source, "extra_corpora", None) or []:  # before any variant runs
+            if not (Path(extra).expanduser() / "qrels").is_dir():
+                raise InvalidArgument(f"variants.{v.name}.finetune.extra_corpora",
+                                      f"{extra} is not a BEIR folder with qrels/ (build it first)")
     variants = []
     retrievers = [v for v in spec.variants if v.kind != "hybrid"]
     bar = tqdm(retrievers, desc="variants", unit="variant")

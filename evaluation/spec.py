@@ -121,9 +121,6 @@ class FinetuneSource:
         extra = self.extra_corpora
         if not isinstance(extra, list) or not all(isinstance(c, str) and c for c in extra):
             raise ConfigError(f"{where}.extra_corpora", f"must be a list of BEIR folders, got {extra!r}")
-        for c in extra:
-            if not (Path(c).expanduser() / "qrels").is_dir():
-                raise ConfigError(f"{where}.extra_corpora", f"{c} is not a BEIR folder with qrels/")
 
 
 @dataclass

@@ -79,6 +79,20 @@ def test_a_finetune_variant_also_trains_on_its_extra_corpora(base_model, tiny_co
           - name: ft-extra
             finetune: {{source: {base_model}, steps: 2, batch_size: 4, lr: 1.0e-3, extra_corpora: [{extra}]}}
     """))
+    missing = parse_spec(yaml.safe_load(f"""
+        name: missing
+        baseline: ft
+        attention_check: none
+        variants:
+          - name: base
+            folder: {base_model}
+          - name: ft
+            finetune: {{source: {base_model}, steps: 2, batch_size: 4, extra_corpora: [{tmp_path / 'nowhere'}]}}
+    """))
+    with pytest.raises(InvalidArgument) as err:  # refused before any variant is built or scored
+        run_eval(tiny_corpus, missing, tmp_path / "out0", threads=1)
+    assert err.value.field == "variants.ft.finetune.extra_corpora"
+    assert not (tmp_path / "cache" / "models").exists()
     plain, more = spec.variant("ft"), spec.variant("ft-extra")
     assert "extra_corpora" not in plain.resolved()["source"]  # model keys of older specs are kept
     assert plain.model_key() != more.model_key()
